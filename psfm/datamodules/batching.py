@@ -1,0 +1,189 @@
+"""Group parsed scenes into ``MultiViewBatch`` es: choose views, decode only those, fit, normalize poses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
+from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.format import ShardFormatError
+from psfm.datamodules.skips import SKIPS
+from psfm.datamodules.stages import ParsedScene, stage_rng
+from psfm.datamodules.transforms import fit_view
+from psfm.datamodules.views import ViewSampling
+from psfm.types import MultiViewBatch
+
+
+@dataclass
+class DecodedScene:
+    """The chosen views of one scene, fitted to the output size (lists of length V)."""
+
+    key: str
+    pose_source: str
+    view_ids: list[int]
+    images: list[np.ndarray]
+    intrinsics: list[np.ndarray]
+    cam_to_world: list[np.ndarray] | None
+    depths: list[np.ndarray] | None
+    masks: list[np.ndarray] | None
+
+    def truncate(self, num_views: int) -> None:
+        """Keep the first ``num_views`` (still a uniformly random subset: selection order is shuffled)."""
+        for name in ("view_ids", "images", "intrinsics", "cam_to_world", "depths", "masks"):
+            values = getattr(self, name)
+            if values is not None:
+                setattr(self, name, values[:num_views])
+
+
+def normalize_poses(cam_to_world: np.ndarray) -> tuple[np.ndarray, float]:
+    """Express poses [V, 4, 4] in view 0's camera frame, with translations divided by a scene scale.
+
+    The scale is the mean distance of cameras 1..V-1 from camera 0 (1 when they coincide), so
+    normalized scenes have unit camera spread whatever their metric size or SfM scale ambiguity.
+
+    Returns:
+        normalized [V, 4, 4] and the scale (metres per normalized unit when poses are metric).
+    """
+    relative = np.linalg.inv(cam_to_world[0]) @ cam_to_world
+    distances = np.linalg.norm(relative[1:, :3, 3], axis=-1)
+    scale = float(distances.mean()) if distances.size and distances.mean() > 1e-6 else 1.0
+    relative[:, :3, 3] /= scale
+    return relative, scale
+
+
+class SceneBatcher:
+    """webdataset stage: ``ParsedScene`` stream -> ``MultiViewBatch`` stream.
+
+    V is drawn once per batch; a scene with fewer views lowers V for its whole batch (earlier
+    scenes keep a prefix of their random selection), a scene with fewer than ``min_views`` is
+    skipped and counted, and so is one whose images fail to decode.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        views: ViewSampling,
+        image_size: tuple[int, int],
+        epoch: SharedEpoch,
+        seed: int = 0,
+        crop: str = "center",
+        load_depth: bool = False,
+        load_mask: bool = False,
+        partial: bool = True,
+    ):
+        self.batch_size, self.views, self.image_size = batch_size, views, tuple(image_size)
+        self.epoch, self.seed, self.crop = epoch, seed, crop
+        self.load_depth, self.load_mask, self.partial = load_depth, load_mask, partial
+
+    def __call__(self, source: Iterator[ParsedScene]) -> Iterator[MultiViewBatch]:
+        rng = stage_rng(self.seed, self.epoch.get(), "views")
+        pending: list[DecodedScene] = []
+        batch_views = self.views.num_views(rng, self.views.max_views)
+        for scene in source:
+            if scene.meta.num_views < self.views.min_views:
+                SKIPS.add(
+                    "too_few_views",
+                    f"{scene.url}:{scene.key}: {scene.meta.num_views} views, "
+                    f"fewer than views.min_views={self.views.min_views}",
+                )
+                continue
+            num_views = min(batch_views, scene.meta.num_views)
+            try:
+                decoded = self.decode(scene, self.views.select(rng, scene.meta.num_views, num_views), rng)
+            except ShardFormatError as error:
+                SKIPS.add("decode", str(error))
+                continue
+            if num_views < batch_views:
+                batch_views = num_views
+                for earlier in pending:
+                    earlier.truncate(num_views)
+            pending.append(decoded)
+            if len(pending) == self.batch_size:
+                yield self.collate(pending)
+                pending = []
+                batch_views = self.views.num_views(rng, self.views.max_views)
+        if pending and self.partial:
+            yield self.collate(pending)
+
+    def decode(self, scene: ParsedScene, view_ids: list[int], rng) -> DecodedScene:
+        """Decode and fit the chosen views; raises ``ShardFormatError`` naming the broken member."""
+        where = f"{scene.url}:{scene.key}"
+        images, intrinsics, depths, masks = [], [], [], []
+        for view_id in view_ids:
+            view = scene.meta.views[view_id]
+            rgb = decode_rgb(scene.members[view.image], f"{where}.{view.image}")
+            if rgb.shape[:2] != scene.meta.image_size:
+                raise ShardFormatError(
+                    f"{where}.{view.image}: image is {rgb.shape[:2]}, meta.json says {scene.meta.image_size}"
+                )
+            depth = mask = None
+            if self.load_depth:
+                depth = (
+                    decode_depth(scene.members[view.depth], f"{where}.{view.depth}")
+                    if view.depth
+                    else np.zeros(rgb.shape[:2], np.float32)
+                )
+            if self.load_mask:
+                mask = (
+                    decode_mask(scene.members[view.mask], f"{where}.{view.mask}")
+                    if view.mask
+                    else np.zeros(rgb.shape[:2], np.int64)
+                )
+            rgb, camera, depth, mask = fit_view(
+                rgb, np.asarray(view.intrinsics), self.image_size, self.crop, rng, depth, mask
+            )
+            images.append(rgb)
+            intrinsics.append(camera)
+            depths.append(depth)
+            masks.append(mask)
+        poses = None
+        if scene.meta.pose_source != "none":
+            poses = [np.asarray(scene.meta.views[i].cam_to_world, dtype=np.float64) for i in view_ids]
+        return DecodedScene(
+            scene.key,
+            scene.meta.pose_source,
+            list(view_ids),
+            images,
+            intrinsics,
+            poses,
+            depths if self.load_depth else None,
+            masks if self.load_mask else None,
+        )
+
+    def collate(self, scenes: list[DecodedScene]) -> MultiViewBatch:
+        num_views = len(scenes[0].view_ids)
+        num_context = self.views.num_context(num_views)
+        images = torch.from_numpy(np.stack([np.stack(s.images) for s in scenes]))  # B V H W 3 uint8
+        poses, scales = [], []
+        for scene in scenes:
+            if scene.cam_to_world is None:
+                poses.append(np.tile(np.eye(4), (num_views, 1, 1)))
+                scales.append(1.0)
+            else:
+                normalized, scale = normalize_poses(np.stack(scene.cam_to_world))
+                poses.append(normalized)
+                scales.append(scale)
+        batch_size = len(scenes)
+        return MultiViewBatch(
+            images=images.permute(0, 1, 4, 2, 3).float().div_(255.0),
+            intrinsics=torch.from_numpy(np.stack([np.stack(s.intrinsics) for s in scenes])).float(),
+            cam_to_world=torch.from_numpy(np.stack(poses)).float(),
+            context_index=torch.arange(num_context).expand(batch_size, -1).clone(),
+            target_index=torch.arange(num_context, num_views).expand(batch_size, -1).clone(),
+            pose_scale=torch.tensor(scales, dtype=torch.float32),
+            has_pose=torch.tensor([s.cam_to_world is not None for s in scenes]),
+            view_ids=torch.tensor([s.view_ids for s in scenes], dtype=torch.long),
+            depth=None
+            if not self.load_depth
+            else torch.from_numpy(np.stack([np.stack(s.depths) for s in scenes])).unsqueeze(2),
+            instance=None
+            if not self.load_mask
+            else torch.from_numpy(np.stack([np.stack(s.masks) for s in scenes])).unsqueeze(2),
+            scene_keys=[s.key for s in scenes],
+            pose_sources=[s.pose_source for s in scenes],
+            skipped=SKIPS.drain(),
+        )

@@ -1,0 +1,116 @@
+"""``SceneDataModule``: scene shards -> ``MultiViewBatch`` for Lightning (train and val splits)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import lightning as L
+import torch
+
+from psfm.datamodules.epoch import EpochLoader, SharedEpoch
+from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
+from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.transforms import PhotometricAugmentation
+from psfm.datamodules.views import ViewSampling
+from psfm.types import MultiViewBatch
+
+
+@dataclass
+class DataModuleConfig:
+    """Hydra schema of ``configs/datamodule/*.yaml`` (see ``LoaderOptions`` for the stream knobs).
+
+    Attributes:
+        train, val: shard sources (folder with a manifest, glob, brace pattern, ``pipe:``; ``::`` joins).
+        resampled: training draws shards with replacement; an epoch is then ``samples_per_epoch``
+            scenes over all ranks (default: the manifest's count). Validation always reads each
+            scene exactly once.
+        augment: colour jitter on the device after transfer.
+    """
+
+    train: str = "data/world/train"
+    val: str | None = "data/world/val"
+    batch_size: int = 4
+    val_batch_size: int | None = None
+    num_workers: int = 2
+    image_size: list[int] = field(default_factory=lambda: [128, 128])
+    views: ViewSampling = field(default_factory=ViewSampling)
+    resampled: bool = True
+    samples_per_epoch: int | None = None
+    shuffle_buffer: int = 64
+    crop: str = "random"
+    load_depth: bool = False
+    load_mask: bool = False
+    augment: bool = True
+    pin_memory: bool = True
+    seed: int = 0
+
+
+class SceneDataModule(L.LightningDataModule):
+    """Streams scene shards through the webdataset stages of ``psfm.datamodules.pipeline``.
+
+    ``skipped_total`` accumulates ``MultiViewBatch.skipped`` of batches seen by this process;
+    the training module reduces it over ranks when logging.
+    """
+
+    def __init__(self, config: DataModuleConfig):
+        super().__init__()
+        self.config = config
+        self.train_epoch = SharedEpoch()
+        self.val_epoch = SharedEpoch()
+        self.augmentation = PhotometricAugmentation() if config.augment else None
+        self.skipped_total = 0
+
+    def _options(self, train: bool) -> LoaderOptions:
+        config = self.config
+        return LoaderOptions(
+            batch_size=config.batch_size if train else (config.val_batch_size or config.batch_size),
+            image_size=tuple(config.image_size),
+            views=config.views,
+            resampled=config.resampled and train,
+            shuffle_buffer=config.shuffle_buffer if train else 1,
+            shuffle_shards=train,
+            crop=config.crop if train else "center",
+            load_depth=config.load_depth,
+            load_mask=config.load_mask,
+            seed=config.seed,
+        )
+
+    def _world_size(self) -> int:
+        return self.trainer.world_size if self.trainer is not None else 1
+
+    def _loader(self, sources: str, train: bool) -> EpochLoader:
+        shards = resolve_shards(sources)
+        options = self._options(train)
+        if options.resampled:
+            total = self.config.samples_per_epoch or shards.num_samples
+            if total is None:
+                raise ValueError(
+                    f"datamodule.samples_per_epoch must be set: {sources!r} has no manifest to count scenes from"
+                )
+            options = replace(
+                options, batches_per_epoch=max(1, math.ceil(total / (self._world_size() * options.batch_size)))
+            )
+        workers = self.config.num_workers
+        dataset = build_pipeline(shards.urls, options, self.train_epoch if train else self.val_epoch, workers)
+        return EpochLoader(
+            dataset,
+            self.train_epoch if train else self.val_epoch,
+            batch_size=None,  # the pipeline batches (one V per batch)
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.config.pin_memory and torch.cuda.is_available(),
+            collate_fn=None,
+        )
+
+    def train_dataloader(self) -> EpochLoader:
+        return self._loader(self.config.train, train=True)
+
+    def val_dataloader(self) -> EpochLoader | list:
+        return self._loader(self.config.val, train=False) if self.config.val else []
+
+    def on_after_batch_transfer(self, batch: MultiViewBatch, dataloader_idx: int) -> MultiViewBatch:
+        self.skipped_total += batch.skipped
+        if self.augmentation is not None and self.trainer is not None and self.trainer.training:
+            batch.images = self.augmentation(batch.images)
+        return batch

@@ -1,0 +1,38 @@
+"""The epoch number, shared between the trainer process and its loader workers.
+
+Shard order and shuffle seeds depend on the epoch. Lightning calls ``set_epoch`` on a dataloader's
+sampler at every epoch start, with the epoch restored from a checkpoint on resume; an iterable
+dataset's DataLoader always owns a dummy sampler, so ``EpochLoader`` hangs the hook there and
+writes into a ``multiprocessing.Value`` that persistent workers read when each epoch begins.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from torch.utils.data import DataLoader
+
+
+class SharedEpoch:
+    """An integer visible to every worker process, set by the main process."""
+
+    def __init__(self, epoch: int = 0):
+        self._value = multiprocessing.Value("i", epoch)
+
+    def set(self, epoch: int) -> None:
+        self._value.value = int(epoch)
+
+    def get(self) -> int:
+        return int(self._value.value)
+
+
+class EpochLoader(DataLoader):
+    """A DataLoader whose ``set_epoch`` (directly or through Lightning's sampler hook) reaches the workers."""
+
+    def __init__(self, dataset, shared_epoch: SharedEpoch, **kwargs):
+        super().__init__(dataset, **kwargs)
+        self.shared_epoch = shared_epoch
+        self.sampler.set_epoch = shared_epoch.set  # the hook Lightning's fit loop calls each epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.shared_epoch.set(epoch)

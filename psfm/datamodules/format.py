@@ -1,0 +1,195 @@
+"""The psfm scene-shard format, version 1: its one definition and its validator.
+
+A WebDataset shard is a plain tar. One sample is one scene; its members share the scene key::
+
+    <key>.meta.json            scene metadata (below), UTF-8 JSON
+    <key>.<iii>.rgb.jpg|png    view i colour image (8-bit sRGB)
+    <key>.<iii>.depth.png      view i metric z-depth, 16-bit PNG in millimetres, 0 = unknown (optional)
+    <key>.<iii>.mask.png       view i instance ids, 8/16-bit PNG, 0 = background (optional)
+
+``meta.json``::
+
+    {"format": "psfm-scene", "version": 1, "scene_id": "<key>",
+     "source": {"kind": "world" | "scannet" | ..., ...free-form provenance...},
+     "image_size": [H, W], "pose_source": "gt" | "colmap" | "predicted" | "none",
+     "metric_scale": "gt" | "sensor_depth" | "none",     # where metric units come from
+     "views": [{"image": "000.rgb.jpg", "depth": "000.depth.png" | null, "mask": "000.mask.png" | null,
+                "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
+                "cam_to_world": 4x4 OpenCV camera-to-world | null}, ...],
+     "objects": [...] | null, "room": {...} | null}
+
+Keys contain no dots, slashes or ``..`` (WebDataset splits the key at the first dot, and a key is
+never a path). Nothing in a shard is ever unpickled: only the member suffixes above are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_NAME = "psfm-scene"
+FORMAT_VERSION = 1
+POSE_SOURCES = ("gt", "colmap", "predicted", "none")
+METRIC_SCALES = ("gt", "sensor_depth", "none")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
+VIEW_MEMBER_PATTERN = re.compile(r"^(?P<view>\d{3})\.(?P<kind>rgb\.jpg|rgb\.png|depth\.png|mask\.png)$")
+META_MEMBER = "meta.json"
+
+
+class ShardFormatError(ValueError):
+    """A sample or shard does not follow the format; the message names the file, member and field."""
+
+
+@dataclass(frozen=True)
+class ViewMeta:
+    """Where one view's images live in the sample, and its camera."""
+
+    image: str
+    intrinsics: tuple[tuple[float, float, float], ...]
+    cam_to_world: tuple[tuple[float, ...], ...] | None
+    depth: str | None = None
+    mask: str | None = None
+
+
+@dataclass(frozen=True)
+class SceneMeta:
+    """Validated ``meta.json`` of one scene; ``raw`` keeps the full record (objects, room, provenance)."""
+
+    scene_id: str
+    image_size: tuple[int, int]
+    pose_source: str
+    metric_scale: str
+    views: tuple[ViewMeta, ...]
+    raw: dict[str, Any]
+
+    @property
+    def num_views(self) -> int:
+        return len(self.views)
+
+    @property
+    def objects(self) -> list[dict[str, Any]] | None:
+        return self.raw.get("objects")
+
+    @property
+    def room(self) -> dict[str, Any] | None:
+        return self.raw.get("room")
+
+
+def check_key(key: str, where: str = "sample") -> None:
+    """Refuse keys that WebDataset would split or that look like paths (``../x``, ``a/b``, ``a.b``)."""
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+        raise ShardFormatError(
+            f"{where}: scene key {key!r} must match {KEY_PATTERN.pattern} (no dots, slashes or '..')"
+        )
+
+
+def _require(record: dict, name: str, kinds: type | tuple[type, ...], where: str) -> Any:
+    if name not in record:
+        raise ShardFormatError(f"{where}: missing field '{name}'")
+    value = record[name]
+    if (
+        not isinstance(value, kinds)
+        or isinstance(value, bool)
+        and bool not in (kinds if isinstance(kinds, tuple) else (kinds,))
+    ):
+        raise ShardFormatError(f"{where}: field '{name}' has type {type(value).__name__}, expected {kinds}")
+    return value
+
+
+def _matrix(value: Any, rows: int, cols: int, field_name: str, where: str) -> tuple[tuple[float, ...], ...]:
+    shape_ok = (
+        isinstance(value, list) and len(value) == rows and all(isinstance(r, list) and len(r) == cols for r in value)
+    )
+    if not shape_ok:
+        raise ShardFormatError(
+            f"{where}: field '{field_name}' must be a {rows}x{cols} list of numbers, got {value!r:.80}"
+        )
+    try:
+        matrix = tuple(tuple(float(x) for x in row) for row in value)
+    except (TypeError, ValueError) as error:
+        raise ShardFormatError(f"{where}: field '{field_name}' holds a non-number ({error})") from None
+    if not all(math.isfinite(x) for row in matrix for x in row):
+        raise ShardFormatError(f"{where}: field '{field_name}' holds NaN or infinity")
+    return matrix
+
+
+def _validate_view(view: Any, index: int, members: set[str] | None, where: str) -> ViewMeta:
+    field_prefix = f"views[{index}]"
+    if not isinstance(view, dict):
+        raise ShardFormatError(f"{where}: field '{field_prefix}' must be an object")
+    image = _require(view, "image", str, f"{where} {field_prefix}")
+    intrinsics = _matrix(view.get("intrinsics"), 3, 3, f"{field_prefix}.intrinsics", where)
+    if intrinsics[0][0] <= 0 or intrinsics[1][1] <= 0:
+        raise ShardFormatError(f"{where}: field '{field_prefix}.intrinsics' has a non-positive focal length")
+    pose = view.get("cam_to_world")
+    cam_to_world = None if pose is None else _matrix(pose, 4, 4, f"{field_prefix}.cam_to_world", where)
+    names = {"image": image, "depth": view.get("depth"), "mask": view.get("mask")}
+    for kind, name in names.items():
+        if name is None:
+            continue
+        match = VIEW_MEMBER_PATTERN.match(name) if isinstance(name, str) else None
+        if match is None or not match["kind"].startswith("rgb" if kind == "image" else kind):
+            raise ShardFormatError(
+                f"{where}: field '{field_prefix}.{kind}' = {name!r} is not a valid {kind} member name"
+            )
+        if members is not None and name not in members:
+            raise ShardFormatError(
+                f"{where}: field '{field_prefix}.{kind}' names member {name!r}, which the sample lacks"
+            )
+    return ViewMeta(image, intrinsics, cam_to_world, names["depth"], names["mask"])
+
+
+def validate_meta(record: Any, members: set[str] | None = None, where: str = "sample") -> SceneMeta:
+    """Check a decoded ``meta.json`` against the format and return it typed.
+
+    Args:
+        record: the parsed JSON.
+        members: the sample's member suffixes (e.g. ``{"meta.json", "000.rgb.jpg"}``); when given,
+            every file a view names must be present.
+        where: prefix for error messages, e.g. ``"shard-000003.tar:scene_0042"``.
+
+    Raises:
+        ShardFormatError: naming ``where`` and the offending field.
+    """
+    if not isinstance(record, dict):
+        raise ShardFormatError(f"{where}: meta.json must hold a JSON object")
+    if record.get("format") != FORMAT_NAME:
+        raise ShardFormatError(f"{where}: field 'format' is {record.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = _require(record, "version", int, where)
+    if version != FORMAT_VERSION:
+        raise ShardFormatError(f"{where}: format version {version} is not supported (this psfm reads {FORMAT_VERSION})")
+    scene_id = _require(record, "scene_id", str, where)
+    check_key(scene_id, where)
+    size = _require(record, "image_size", list, where)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ShardFormatError(f"{where}: field 'image_size' must be [H, W] positive integers, got {size!r}")
+    pose_source = _require(record, "pose_source", str, where)
+    if pose_source not in POSE_SOURCES:
+        raise ShardFormatError(f"{where}: field 'pose_source' is {pose_source!r}, expected one of {POSE_SOURCES}")
+    metric_scale = record.get("metric_scale", "none")
+    if metric_scale not in METRIC_SCALES:
+        raise ShardFormatError(f"{where}: field 'metric_scale' is {metric_scale!r}, expected one of {METRIC_SCALES}")
+    views = _require(record, "views", list, where)
+    if not views:
+        raise ShardFormatError(f"{where}: field 'views' is empty")
+    typed_views = tuple(_validate_view(view, i, members, where) for i, view in enumerate(views))
+    if pose_source != "none" and any(view.cam_to_world is None for view in typed_views):
+        raise ShardFormatError(f"{where}: pose_source is {pose_source!r} but some views have no 'cam_to_world'")
+    return SceneMeta(scene_id, (size[0], size[1]), pose_source, metric_scale, typed_views, record)
+
+
+def parse_meta(data: bytes, members: set[str] | None = None, where: str = "sample") -> SceneMeta:
+    """Decode and validate ``meta.json`` bytes."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ShardFormatError(f"{where}: meta.json is not valid UTF-8 JSON ({error})") from None
+    return validate_meta(record, members, where)
+
+
+def dump_meta(record: dict[str, Any]) -> bytes:
+    """Canonical JSON bytes (sorted keys, compact) so equal scenes give byte-identical shards."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")

@@ -1,0 +1,77 @@
+"""Read every scene of a shard set once: validate, decode, and summarize what is inside."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import webdataset as wds
+
+from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
+from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.format import ShardFormatError
+from psfm.datamodules.skips import SKIPS, skip_and_count
+from psfm.datamodules.stages import ParsedScene, ShardList, parse_scene
+
+
+@dataclass
+class ShardReport:
+    """Counts a person checks before training on a dataset."""
+
+    scenes: int = 0
+    views: int = 0
+    skipped: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
+    views_per_scene: Counter = field(default_factory=Counter)
+    image_sizes: Counter = field(default_factory=Counter)
+    pose_sources: Counter = field(default_factory=Counter)
+    categories: Counter = field(default_factory=Counter)
+    with_depth: int = 0
+    with_mask: int = 0
+
+
+def _decode_all(scene: ParsedScene) -> tuple[bool, bool]:
+    where = f"{scene.url}:{scene.key}"
+    has_depth = has_mask = True
+    for view in scene.meta.views:
+        rgb = decode_rgb(scene.members[view.image], f"{where}.{view.image}")
+        if rgb.shape[:2] != scene.meta.image_size:
+            raise ShardFormatError(
+                f"{where}.{view.image}: image is {rgb.shape[:2]}, meta.json says {scene.meta.image_size}"
+            )
+        for name, decode in ((view.depth, decode_depth), (view.mask, decode_mask)):
+            if name is not None and decode(scene.members[name], f"{where}.{name}").shape != rgb.shape[:2]:
+                raise ShardFormatError(f"{where}.{name}: size differs from the colour image")
+        has_depth &= view.depth is not None
+        has_mask &= view.mask is not None
+    return has_depth, has_mask
+
+
+def inspect_shards(urls: Sequence[str], decode: bool = True) -> ShardReport:
+    """Stream ``urls`` in order; every invalid scene is skipped and counted by reason."""
+    report = ShardReport()
+    before = dict(SKIPS.reasons)
+    pipeline = wds.DataPipeline(
+        ShardList(urls, SharedEpoch(), shuffle=False),
+        wds.tarfile_to_samples(handler=skip_and_count),
+        wds.map(parse_scene, handler=skip_and_count),
+    )
+    for scene in pipeline:
+        try:
+            has_depth, has_mask = _decode_all(scene) if decode else (False, False)
+        except ShardFormatError as error:
+            SKIPS.add("decode", str(error))
+            continue
+        report.scenes += 1
+        report.views += scene.meta.num_views
+        report.views_per_scene[scene.meta.num_views] += 1
+        report.image_sizes["x".join(map(str, scene.meta.image_size))] += 1
+        report.pose_sources[scene.meta.pose_source] += 1
+        report.categories.update(obj.get("category", "?") for obj in scene.meta.objects or [])
+        report.with_depth += has_depth
+        report.with_mask += has_mask
+    SKIPS.drain()
+    report.skip_reasons = Counter({k: v - before.get(k, 0) for k, v in SKIPS.reasons.items() if v - before.get(k, 0)})
+    report.skipped = sum(report.skip_reasons.values())
+    return report

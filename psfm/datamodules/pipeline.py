@@ -1,0 +1,81 @@
+"""Build the scene loader as one list of webdataset stages (usable without Lightning)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import webdataset as wds
+
+from psfm.datamodules.batching import SceneBatcher
+from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.skips import skip_and_count
+from psfm.datamodules.stages import ResampledShards, ShardList, ShuffleBuffer, parse_scene
+from psfm.datamodules.views import ViewSampling
+
+
+@dataclass
+class LoaderOptions:
+    """Everything that shapes one split's stream of batches.
+
+    Attributes:
+        batch_size: scenes per batch (per rank).
+        image_size: (H, W) every view is fitted to.
+        views: per-batch view sampling and context/target split.
+        resampled: draw shards with replacement forever (training at scale); each rank then yields
+            ``batches_per_epoch`` batches. Otherwise every shard is read once per epoch, split
+            disjointly over ranks and workers (evaluation, exact coverage).
+        batches_per_epoch: per-rank batches per epoch in resampled mode.
+        shuffle_buffer: scenes held for shuffling (1 = keep order).
+        shuffle_shards: shuffle shard order per epoch (finite mode).
+        crop: ``center`` or ``random`` crop when fitting views.
+        load_depth, load_mask: also decode depth maps / instance masks.
+        partial: emit the last, smaller batch of a worker's stream.
+        seed: root of every random choice in the stream.
+    """
+
+    batch_size: int = 4
+    image_size: tuple[int, int] = (128, 128)
+    views: ViewSampling = field(default_factory=ViewSampling)
+    resampled: bool = False
+    batches_per_epoch: int | None = None
+    shuffle_buffer: int = 64
+    shuffle_shards: bool = True
+    crop: str = "center"
+    load_depth: bool = False
+    load_mask: bool = False
+    partial: bool = True
+    seed: int = 0
+
+
+def build_pipeline(
+    urls: Sequence[str], options: LoaderOptions, epoch: SharedEpoch, num_workers: int = 0
+) -> wds.DataPipeline:
+    """The stage list; each stage is a module-level callable so worker processes can pickle it."""
+    if options.resampled:
+        if not options.batches_per_epoch:
+            raise ValueError("resampled loading needs batches_per_epoch (how many batches each rank yields per epoch)")
+        stages = [ResampledShards(urls, epoch, options.seed)]
+    else:
+        stages = [ShardList(urls, epoch, options.seed, options.shuffle_shards), wds.split_by_node, wds.split_by_worker]
+    stages += [
+        wds.tarfile_to_samples(handler=skip_and_count),
+        wds.map(parse_scene, handler=skip_and_count),
+        ShuffleBuffer(options.shuffle_buffer, epoch, options.seed),
+        SceneBatcher(
+            options.batch_size,
+            options.views,
+            options.image_size,
+            epoch,
+            options.seed,
+            options.crop,
+            options.load_depth,
+            options.load_mask,
+            options.partial,
+        ),
+    ]
+    pipeline = wds.DataPipeline(*stages)
+    if options.resampled:
+        pipeline = pipeline.with_epoch(nbatches=math.ceil(options.batches_per_epoch / max(1, num_workers)))
+    return pipeline

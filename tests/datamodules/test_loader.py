@@ -1,0 +1,171 @@
+"""The scene loader: batch contract, view sampling, coverage, skip counting, epochs."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from psfm.datamodules.batching import normalize_poses
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
+from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.views import ViewSampling
+from psfm.geometry import look_at
+from psfm.types import MultiViewBatch
+
+
+def stream(urls, epoch: int = 0, **overrides) -> list[MultiViewBatch]:
+    options = LoaderOptions(**{"batch_size": 4, "image_size": (16, 16), "shuffle_buffer": 1, **overrides})
+    return list(build_pipeline(urls, options, SharedEpoch(epoch)))
+
+
+def test_batch_contract(scene_shards):
+    directory, keys = scene_shards
+    views = ViewSampling(min_views=3, max_views=5, context_ratio=0.5)
+    batches = stream(resolve_shards(str(directory)).urls, views=views, load_depth=True, load_mask=True)
+    assert sorted(k for b in batches for k in b.scene_keys) == keys
+    for batch in batches:
+        b, v = batch.batch_size, batch.num_views
+        assert 3 <= v <= 5
+        assert batch.images.shape == (b, v, 3, 16, 16) and batch.images.dtype == torch.float32
+        assert batch.images.min() >= 0.0 and batch.images.max() <= 1.0
+        assert batch.intrinsics.shape == (b, v, 3, 3) and batch.cam_to_world.shape == (b, v, 4, 4)
+        assert batch.depth.shape == (b, v, 1, 16, 16) and batch.instance.shape == (b, v, 1, 16, 16)
+        context, target = batch.context_index, batch.target_index
+        assert context.shape == (b, max(1, int(0.5 * v))) and (context[:, 0] == 0).all()
+        assert torch.equal(torch.sort(torch.cat([context, target], 1)).values, torch.arange(v).expand(b, -1))
+        # view 0 is the world frame; cameras spread to unit mean distance from it
+        assert torch.allclose(batch.cam_to_world[:, 0], torch.eye(4).expand(b, 4, 4), atol=1e-5)
+        spread = batch.cam_to_world[:, 1:, :3, 3].norm(dim=-1).mean(1)
+        assert torch.allclose(spread, torch.ones(b), atol=1e-4)
+        assert batch.has_pose.all() and (batch.pose_scale > 0).all()
+        # depth is metric and follows the sampled view ids (the synthetic view i has depth 1 + i)
+        assert torch.allclose(batch.depth[:, :, 0, 0, 0], 1.0 + batch.view_ids.float(), atol=1e-3)
+
+
+def test_normalized_poses_give_back_the_metric_ones():
+    rng = np.random.default_rng(0)
+    poses = np.stack([look_at(rng.normal(0, 3, 3), rng.normal(0, 1, 3), rng.uniform(-10, 10)) for _ in range(5)])
+    normalized, scale = normalize_poses(poses)
+    assert np.allclose(normalized[0], np.eye(4), atol=1e-9)
+    assert np.isclose(np.linalg.norm(normalized[1:, :3, 3], axis=-1).mean(), 1.0)
+    metric = normalized.copy()
+    metric[:, :3, 3] *= scale
+    assert np.allclose(poses[0] @ metric, poses, atol=1e-9)
+    coincident, unit = normalize_poses(np.stack([poses[0]] * 3))
+    assert unit == 1.0 and np.allclose(coincident, np.eye(4))
+
+
+def test_views_never_exceed_what_a_scene_has(tmp_path):
+    from tests.conftest import write_synthetic_shards
+
+    write_synthetic_shards(tmp_path / "few", num_scenes=4, per_shard=4, num_views=3)
+    batches = stream(resolve_shards(str(tmp_path / "few")).urls, views=ViewSampling(2, 8))
+    assert all(b.num_views <= 3 for b in batches)
+    for batch in batches:
+        for ids in batch.view_ids.tolist():
+            assert len(set(ids)) == len(ids)  # no view twice
+
+
+def test_same_seed_and_epoch_same_stream_other_epoch_other_order(scene_shards):
+    directory, _ = scene_shards
+    urls = resolve_shards(str(directory)).urls
+    kwargs = {"views": ViewSampling(2, 6), "shuffle_buffer": 5, "crop": "random"}
+    first, again, other = stream(urls, 0, **kwargs), stream(urls, 0, **kwargs), stream(urls, 1, **kwargs)
+    assert [b.scene_keys for b in first] == [b.scene_keys for b in again]
+    assert all(
+        torch.equal(a.images, b.images) and torch.equal(a.view_ids, b.view_ids)
+        for a, b in zip(first, again, strict=True)
+    )
+    assert [b.scene_keys for b in first] != [b.scene_keys for b in other]
+
+
+def test_finite_two_workers_cover_every_scene_once(scene_shards):
+    directory, keys = scene_shards
+    config = DataModuleConfig(
+        train=str(directory), val=str(directory), batch_size=2, num_workers=2, image_size=[16, 16]
+    )
+    config.views = ViewSampling(2, 3)
+    loader = SceneDataModule(config).val_dataloader()
+    seen = [key for batch in loader for key in batch.scene_keys]
+    assert sorted(seen) == keys
+
+
+def test_resampled_epoch_has_fixed_length(scene_shards):
+    directory, _ = scene_shards
+    config = DataModuleConfig(
+        train=str(directory), batch_size=2, num_workers=2, image_size=[16, 16], samples_per_epoch=10
+    )
+    config.views = ViewSampling(2, 3)
+    loader = SceneDataModule(config).train_dataloader()
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        assert len(list(loader)) == 2 * 3  # ceil(10 / 2) = 5 batches per rank -> ceil(5 / 2) = 3 per worker
+
+
+def _rewrite_member(shard: Path, member_suffix: str, transform) -> None:
+    """Rewrite one member of the first sample whose name ends with ``member_suffix``."""
+    with tarfile.open(shard) as tar:
+        members = [(info, tar.extractfile(info).read()) for info in tar.getmembers()]
+    done = False
+    with tarfile.open(shard, "w") as tar:
+        for info, data in members:
+            if not done and info.name.endswith(member_suffix):
+                data, done = transform(data), True
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_bad_samples_are_skipped_counted_and_named(scene_shards, caplog):
+    directory, keys = scene_shards
+    shards = sorted(directory.glob("*.tar"))
+    _rewrite_member(shards[0], ".000.rgb.png", lambda data: data[: len(data) // 3])  # truncated image
+    _rewrite_member(shards[1], ".meta.json", lambda data: data.replace(b'"pose_source"', b'"pose_sourcee"'))
+    shards[2].write_bytes(shards[2].read_bytes()[:1500])  # a tar cut mid-member
+    views = ViewSampling(6, 6)  # every view is decoded, so the truncated image is always hit
+    urls = [*map(str, shards), str(directory / "missing.tar")]
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        batches = stream(urls, views=views)
+    delivered = [k for b in batches for k in b.scene_keys]
+    skipped = sum(b.skipped for b in batches)
+    assert len(delivered) == len(set(delivered))
+    assert set(delivered) >= set(keys[9:])  # the untouched shard arrives whole
+    assert len(delivered) <= len(keys) - 3 and skipped >= 4  # three broken scenes + the missing shard
+    log = caplog.text
+    assert "000.rgb.png" in log and "cannot decode image" in log
+    assert "missing field 'pose_source'" in log
+    assert "missing.tar" in log
+
+
+def test_path_like_keys_are_rejected(tmp_path, scene_shards):
+    directory, _ = scene_shards
+    shard = sorted(directory.glob("*.tar"))[0]
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(shard) as source, tarfile.open(evil, "w") as target:
+        for info in source.getmembers():
+            data = source.extractfile(info).read()
+            info.name = "../" + info.name
+            target.addfile(info, io.BytesIO(data))
+    batches = stream([str(evil)])
+    assert not [k for b in batches for k in b.scene_keys]
+
+
+def test_resolve_shards_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope-000.tar"):
+        resolve_shards(str(tmp_path / "nope-000.tar"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        resolve_shards(str(tmp_path / "empty"))
+    assert resolve_shards("pipe:cat x.tar").urls == ("pipe:cat x.tar",)
+
+
+def test_pipe_urls_stream(scene_shards):
+    directory, keys = scene_shards
+    urls = [f"pipe:cat {p}" for p in sorted(directory.glob("*.tar"))]
+    assert sorted(k for b in stream(urls, views=ViewSampling(2, 2)) for k in b.scene_keys) == keys
