@@ -34,8 +34,8 @@ FORMAT_NAME = "psfm-scene"
 FORMAT_VERSION = 1
 POSE_SOURCES = ("gt", "colmap", "predicted", "none")
 METRIC_SCALES = ("gt", "sensor_depth", "none")
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-]+$")
-VIEW_MEMBER_PATTERN = re.compile(r"^(?P<view>\d{3})\.(?P<kind>rgb\.jpg|rgb\.png|depth\.png|mask\.png)$")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")  # used with fullmatch: "$" would admit a trailing newline
+VIEW_MEMBER_PATTERN = re.compile(r"(?P<view>[0-9]{3})\.(?P<kind>rgb\.jpg|rgb\.png|depth\.png|mask\.png)")
 META_MEMBER = "meta.json"
 
 
@@ -80,7 +80,7 @@ class SceneMeta:
 
 def check_key(key: str, where: str = "sample") -> None:
     """Refuse keys that WebDataset would split or that look like paths (``../x``, ``a/b``, ``a.b``)."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ShardFormatError(
             f"{where}: scene key {key!r} must match {KEY_PATTERN.pattern} (no dots, slashes or '..')"
         )
@@ -107,10 +107,12 @@ def _matrix(value: Any, rows: int, cols: int, field_name: str, where: str) -> tu
         raise ShardFormatError(
             f"{where}: field '{field_name}' must be a {rows}x{cols} list of numbers, got {value!r:.80}"
         )
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for row in value for x in row):
+        raise ShardFormatError(f"{where}: field '{field_name}' holds a non-number")
     try:
         matrix = tuple(tuple(float(x) for x in row) for row in value)
-    except (TypeError, ValueError) as error:
-        raise ShardFormatError(f"{where}: field '{field_name}' holds a non-number ({error})") from None
+    except OverflowError:
+        raise ShardFormatError(f"{where}: field '{field_name}' holds a number too large for a float") from None
     if not all(math.isfinite(x) for row in matrix for x in row):
         raise ShardFormatError(f"{where}: field '{field_name}' holds NaN or infinity")
     return matrix
@@ -130,7 +132,7 @@ def _validate_view(view: Any, index: int, members: set[str] | None, where: str) 
     for kind, name in names.items():
         if name is None:
             continue
-        match = VIEW_MEMBER_PATTERN.match(name) if isinstance(name, str) else None
+        match = VIEW_MEMBER_PATTERN.fullmatch(name) if isinstance(name, str) else None
         if match is None or not match["kind"].startswith("rgb" if kind == "image" else kind):
             raise ShardFormatError(
                 f"{where}: field '{field_prefix}.{kind}' = {name!r} is not a valid {kind} member name"
@@ -164,7 +166,7 @@ def validate_meta(record: Any, members: set[str] | None = None, where: str = "sa
     scene_id = _require(record, "scene_id", str, where)
     check_key(scene_id, where)
     size = _require(record, "image_size", list, where)
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
         raise ShardFormatError(f"{where}: field 'image_size' must be [H, W] positive integers, got {size!r}")
     pose_source = _require(record, "pose_source", str, where)
     if pose_source not in POSE_SOURCES:
@@ -185,7 +187,7 @@ def parse_meta(data: bytes, members: set[str] | None = None, where: str = "sampl
     """Decode and validate ``meta.json`` bytes."""
     try:
         record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # UnicodeDecodeError, JSONDecodeError, and over-long integer literals
         raise ShardFormatError(f"{where}: meta.json is not valid UTF-8 JSON ({error})") from None
     return validate_meta(record, members, where)
 

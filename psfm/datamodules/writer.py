@@ -41,7 +41,7 @@ def check_sample(sample: ShardSample, where: str) -> None:
     """Refuse samples the reader would reject: bad keys, unknown members, invalid or dangling metadata."""
     check_key(sample.key, where)
     for suffix in sample.members:
-        if suffix != META_MEMBER and not VIEW_MEMBER_PATTERN.match(suffix):
+        if suffix != META_MEMBER and not VIEW_MEMBER_PATTERN.fullmatch(suffix):
             raise ShardFormatError(
                 f"{where}: member {suffix!r} is not part of the format "
                 "(allowed: meta.json, NNN.rgb.jpg|png, NNN.depth.png, NNN.mask.png)"

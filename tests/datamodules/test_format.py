@@ -1,90 +1,198 @@
-"""Format v1 validation: every error names where and which field."""
+"""Format v1: the validator accepts what build_sample makes and names `where` and the field in every refusal."""
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 
 import numpy as np
 import pytest
 
-from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb, encode_depth, encode_mask, encode_rgb
 from psfm.datamodules.format import ShardFormatError, check_key, dump_meta, parse_meta, validate_meta
-from tests.conftest import synthetic_scene
+from psfm.datamodules.sample import build_sample
+
+WHERE = "shard-000007.tar:scene_01"
+SIZE = 16
+NUM_VIEWS = 3
+
+
+def make_sample(key: str = "scene_01", pose_source: str = "gt"):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(NUM_VIEWS)]
+    intrinsics = [np.array([[20.0, 0.0, 8.0], [0.0, 21.0, 8.0], [0.0, 0.0, 1.0]])] * NUM_VIEWS
+    poses = None
+    if pose_source != "none":
+        poses = []
+        for index in range(NUM_VIEWS):
+            pose = np.eye(4)
+            pose[:3, 3] = [index, 0.5, -1.0]
+            poses.append(pose)
+    depths = [np.full((SIZE, SIZE), 1.0 + i) for i in range(NUM_VIEWS)]
+    masks = [rng.integers(0, 4, (SIZE, SIZE)) for _ in range(NUM_VIEWS)]
+    return build_sample(key, images, intrinsics, poses, pose_source, {"kind": "test", "seed": 0}, depths, masks)
 
 
 @pytest.fixture
-def record():
-    sample = synthetic_scene("scene_1", np.random.default_rng(0), 3, 8)
-    return json.loads(sample.members["meta.json"]), set(sample.members)
+def sample():
+    return make_sample()
 
 
-def test_valid_record(record):
-    meta = validate_meta(*record)
-    assert meta.num_views == 3 and meta.image_size == (8, 8) and meta.pose_source == "gt"
+@pytest.fixture
+def record(sample) -> dict:
+    return json.loads(sample.members["meta.json"].decode("utf-8"))
 
 
-def _set(record: dict, path: str, value) -> dict:
-    record = json.loads(json.dumps(record))
-    target, *keys = record, *path.split(".")
-    for key in keys[:-1]:
-        target = target[int(key)] if key.isdigit() else target[key]
-    last = keys[-1]
+@pytest.fixture
+def members(sample) -> set[str]:
+    return set(sample.members)
+
+
+def test_built_record_validates_with_the_right_typed_fields(record, members):
+    meta = validate_meta(record, members, where=WHERE)
+    assert meta.scene_id == "scene_01"
+    assert meta.num_views == NUM_VIEWS
+    assert meta.image_size == (SIZE, SIZE)
+    assert meta.pose_source == "gt"
+    assert meta.metric_scale == "none"
+    assert [view.image for view in meta.views] == ["000.rgb.jpg", "001.rgb.jpg", "002.rgb.jpg"]
+    assert [view.depth for view in meta.views] == ["000.depth.png", "001.depth.png", "002.depth.png"]
+    assert meta.views[1].intrinsics == ((20.0, 0.0, 8.0), (0.0, 21.0, 8.0), (0.0, 0.0, 1.0))
+    assert meta.views[2].cam_to_world[0][3] == 2.0
+    assert meta.raw["source"] == {"kind": "test", "seed": 0}
+
+
+def test_unposed_capture_validates_without_cam_to_world():
+    unposed = make_sample(pose_source="none")
+    meta = parse_meta(unposed.members["meta.json"], set(unposed.members), WHERE)
+    assert meta.pose_source == "none" and all(view.cam_to_world is None for view in meta.views)
+
+
+def _edit(record: dict, path: str, value) -> dict:
+    """A deep copy of ``record`` with ``path`` ("views.1.intrinsics") set to ``value`` (or deleted for KeyError)."""
+    record = copy.deepcopy(record)
+    *parents, last = path.split(".")
+    target = record
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    last_key = int(last) if last.isdigit() else last
     if value is KeyError:
-        del target[last]
+        del target[last_key]
     else:
-        target[int(last) if last.isdigit() else last] = value
+        target[last_key] = value
     return record
 
 
+NAN = float("nan")
+
+
 @pytest.mark.parametrize(
-    ("path", "value", "message"),
+    ("path", "value", "fragment"),
     [
         ("views", KeyError, "missing field 'views'"),
-        ("views", [], "'views' is empty"),
-        ("format", "other", "field 'format'"),
+        ("format", "psfm-other", "field 'format' is 'psfm-other'"),
         ("version", 2, "version 2 is not supported"),
-        ("image_size", [0, 5], "'image_size'"),
-        ("pose_source", "lidar", "'pose_source' is 'lidar'"),
-        ("views.1.intrinsics", [[1, 0, 0], [0, 1, 0]], "'views\\[1\\].intrinsics' must be a 3x3"),
-        ("views.1.intrinsics", [[float("nan"), 0, 4], [0, 1, 4], [0, 0, 1]], "NaN or infinity"),
-        ("views.1.intrinsics", [[-5, 0, 4], [0, 5, 4], [0, 0, 1]], "non-positive focal"),
-        ("views.2.cam_to_world", None, "some views have no 'cam_to_world'"),
-        ("views.0.image", "../x.jpg", "not a valid image member name"),
-        ("views.0.image", "000.rgb.exe", "not a valid image member name"),
-        ("views.0.depth", "009.depth.png", "which the sample lacks"),
+        ("views.1.intrinsics", [[20, 0, 8], [0, 21, 8]], "field 'views[1].intrinsics' must be a 3x3"),
+        ("views.1.intrinsics", [[NAN, 0, 8], [0, 21, 8], [0, 0, 1]], "field 'views[1].intrinsics' holds NaN"),
+        ("views.1.intrinsics", [[0, 0, 8], [0, 21, 8], [0, 0, 1]], "field 'views[1].intrinsics' has a non-positive"),
+        ("views.2.intrinsics", [[20, 0, 8], [0, -3, 8], [0, 0, 1]], "field 'views[2].intrinsics' has a non-positive"),
+        ("pose_source", "lidar", "field 'pose_source' is 'lidar'"),
+        ("views.2.cam_to_world", None, "no 'cam_to_world'"),
+        ("views.0.image", "../x.jpg", "field 'views[0].image' = '../x.jpg' is not a valid image member name"),
+        ("views.0.image", "a.rgb.exe", "field 'views[0].image' = 'a.rgb.exe' is not a valid image member name"),
+        ("views.0.image", "000.depth.png", "field 'views[0].image' = '000.depth.png' is not a valid image"),
+        ("views.1.mask", "001.rgb.png", "field 'views[1].mask' = '001.rgb.png' is not a valid mask"),
+        ("views.1.depth", "009.depth.png", "field 'views[1].depth' names member '009.depth.png', which the sample"),
+        ("views", [], "field 'views' is empty"),
+        ("image_size", [0, 5], "field 'image_size' must be [H, W] positive integers"),
+        ("image_size", [16], "field 'image_size'"),
+        ("scene_id", "../evil", "scene key '../evil'"),
+        ("views.0", "000.rgb.jpg", "field 'views[0]' must be an object"),
     ],
 )
-def test_invalid_records_name_the_field(record, path, value, message):
-    fields, members = record
-    with pytest.raises(ShardFormatError, match=f"^shard-7.tar:scene_1: .*{message}"):
-        validate_meta(_set(fields, path, value), members, where="shard-7.tar:scene_1")
+def test_invalid_record_names_where_and_field(record, members, path, value, fragment):
+    broken = _edit(record, path, value)
+    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: .*{re.escape(fragment)}"):
+        validate_meta(broken, members, where=WHERE)
 
 
-def test_undecodable_meta_and_keys():
-    with pytest.raises(ShardFormatError, match="meta.json is not valid UTF-8 JSON"):
-        parse_meta(b"\xff{", where="x")
-    for bad in ("../evil", "a/b", "a.b", ""):
-        with pytest.raises(ShardFormatError, match="no dots"):
-            check_key(bad)
-    check_key("scene_01-x")
-    assert dump_meta({"b": 1, "a": 2}) == dump_meta({"a": 2, "b": 1})
+def test_member_check_only_applies_when_members_are_given(record):
+    broken = _edit(record, "views.1.depth", "009.depth.png")
+    assert validate_meta(broken, None, where=WHERE).views[1].depth == "009.depth.png"
+
+
+def test_non_object_record_is_refused():
+    for not_an_object in ([], "meta", None, 3):
+        with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: meta.json must hold a JSON object"):
+            validate_meta(not_an_object, where=WHERE)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe{}", b"{not json", b"", b'{"format": "psfm-scene",'])
+def test_parse_meta_refuses_undecodable_bytes(data):
+    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: meta\.json is not valid UTF-8 JSON"):
+        parse_meta(data, where=WHERE)
+
+
+def test_parse_meta_round_trips_the_built_member(sample):
+    meta = parse_meta(sample.members["meta.json"], set(sample.members), WHERE)
+    assert meta.num_views == NUM_VIEWS and meta.views[0].mask == "000.mask.png"
+
+
+@pytest.mark.parametrize("key", ["../evil", "a/b", "a.b", "", "..", "a b", "a\\b", None, 7])
+def test_check_key_refuses_paths_dots_and_non_strings(key):
+    with pytest.raises(ShardFormatError, match=r"^shard-1\.tar: scene key .* \(no dots, slashes or '\.\.'\)"):
+        check_key(key, "shard-1.tar")
+
+
+@pytest.mark.parametrize("key", ["scene_01-x", "A", "0", "scene-0001_b"])
+def test_check_key_accepts_letters_digits_underscore_dash(key):
+    check_key(key)
+
+
+def test_check_key_refuses_a_trailing_newline():
+    with pytest.raises(ShardFormatError):
+        check_key("scene_01\n")
+
+
+def test_member_name_with_trailing_newline_is_refused(record):
+    broken = _edit(record, "views.0.image", "000.rgb.jpg\n")
+    with pytest.raises(ShardFormatError, match="views\\[0\\].image"):
+        validate_meta(broken, None, where=WHERE)
+
+
+def test_huge_integer_in_a_matrix_is_a_format_error(record, members):
+    broken = _edit(record, "views.1.intrinsics", [[10**400, 0, 8], [0, 21, 8], [0, 0, 1]])
+    with pytest.raises(ShardFormatError, match=re.escape("views[1].intrinsics")):
+        validate_meta(broken, members, where=WHERE)
+
+
+def test_parse_meta_reports_an_overlong_integer_as_format_error():
+    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: meta\.json"):
+        parse_meta(b'{"version": ' + b"1" * 5000 + b"}", where=WHERE)
+
+
+@pytest.mark.parametrize(("path", "value"), [("image_size", [True, SIZE]), ("views.0.intrinsics.0.0", "20")])
+def test_numeric_fields_refuse_json_booleans_and_strings(record, members, path, value):
+    with pytest.raises(ShardFormatError):
+        validate_meta(_edit(record, path, value), members, where=WHERE)
+
+
+def test_dump_meta_is_canonical(record):
+    reordered = json.loads(json.dumps(record))
+    reordered = dict(reversed(list(reordered.items())))
+    reordered["views"] = [dict(reversed(list(view.items()))) for view in reordered["views"]]
+    assert list(reordered) != list(record)
+    assert dump_meta(reordered) == dump_meta(record)
+    assert dump_meta({"b": 1, "a": {"y": 2, "x": [3, 4]}}) == dump_meta({"a": {"x": [3, 4], "y": 2}, "b": 1})
+    assert dump_meta({"a": 1}) != dump_meta({"a": 2})
+
+
+def test_dump_meta_reproduces_the_built_member(sample):
+    data = sample.members["meta.json"]
+    assert dump_meta(json.loads(data)) == data
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_dump_meta_refuses_non_finite_numbers(bad):
     with pytest.raises(ValueError):
-        dump_meta({"a": float("nan")})
-
-
-def test_codecs_round_trip_and_name_broken_members():
-    rng = np.random.default_rng(0)
-    depth = rng.uniform(0.1, 60.0, (9, 7)).astype(np.float32)
-    depth[0, 0], depth[0, 1], depth[0, 2] = np.nan, -1.0, 70.0
-    decoded = decode_depth(encode_depth(depth))
-    assert np.abs(decoded - depth)[1:].max() <= 0.0005 and (decoded[0, :3] == 0).all()
-    for high in (200, 1000):
-        mask = rng.integers(0, high, (5, 6))
-        assert np.array_equal(decode_mask(encode_mask(mask)), mask)
-    rgb = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
-    assert np.array_equal(decode_rgb(encode_rgb(rgb, "png")), rgb)
-    assert encode_rgb(rgb) == encode_rgb(rgb)
-    jpeg = encode_rgb(np.full((32, 32, 3), 120, np.uint8))
-    for broken in (jpeg[: len(jpeg) // 2], b"garbage"):
-        with pytest.raises(ShardFormatError, match="shard-1.tar:k.000.rgb.jpg: cannot decode image"):
-            decode_rgb(broken, "shard-1.tar:k.000.rgb.jpg")
+        dump_meta({"views": [], "x": bad})
