@@ -15,7 +15,9 @@ from psfm.geometry import intrinsics_from_fov, look_at
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
-def synthetic_scene(key: str, rng: np.random.Generator, num_views: int, size: int, pose_source: str = "gt"):
+def synthetic_scene(
+    key: str, rng: np.random.Generator, num_views: int, size: int, pose_source: str = "gt", image_format: str = "png"
+):
     """A scene with random images but valid cameras circling the origin; depth/mask filled per view."""
     images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(num_views)]
     intrinsics = [intrinsics_from_fov(size, size, 60.0)] * num_views
@@ -26,7 +28,7 @@ def synthetic_scene(key: str, rng: np.random.Generator, num_views: int, size: in
     depths = [np.full((size, size), 1.0 + i, np.float32) for i in range(num_views)]
     masks = [np.full((size, size), i % 3, np.int64) for i in range(num_views)]
     return build_sample(
-        key, images, intrinsics, poses, pose_source, {"kind": "test"}, depths, masks, image_format="png"
+        key, images, intrinsics, poses, pose_source, {"kind": "test"}, depths, masks, image_format=image_format
     )
 
 

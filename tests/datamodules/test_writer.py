@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from psfm.datamodules.format import ShardFormatError, dump_meta
-from psfm.datamodules.sample import ShardSample, build_sample
+from psfm.datamodules.sample import ShardSample
 from psfm.datamodules.writer import ShardWriter, read_manifest, verify_shards
+from tests.conftest import synthetic_scene
 
 SIZE = 16
 NUM_VIEWS = 2
@@ -20,21 +21,9 @@ INFO = {"generator": "test", "seed": 0}
 
 
 def make_samples(count: int, start: int = 0, seed: int = 0) -> list[ShardSample]:
-    """``count`` scenes keyed s000.. with 2 views of 16x16 random colour, depth and mask."""
+    """``count`` scenes keyed s000.. with 2 JPEG views of 16x16, depth and masks."""
     rng = np.random.default_rng(seed)
-    intrinsics = np.array([[20.0, 0.0, 8.0], [0.0, 20.0, 8.0], [0.0, 0.0, 1.0]])
-    samples = []
-    for index in range(start, start + count):
-        images = [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(NUM_VIEWS)]
-        depths = [rng.uniform(0.5, 4.0, (SIZE, SIZE)) for _ in range(NUM_VIEWS)]
-        masks = [rng.integers(0, 5, (SIZE, SIZE)) for _ in range(NUM_VIEWS)]
-        poses = [np.eye(4)] * NUM_VIEWS
-        samples.append(
-            build_sample(
-                f"s{index:03d}", images, [intrinsics] * NUM_VIEWS, poses, "gt", {"kind": "test"}, depths, masks
-            )
-        )
-    return samples
+    return [synthetic_scene(f"s{i:03d}", rng, NUM_VIEWS, SIZE, image_format="jpg") for i in range(start, start + count)]
 
 
 def write_all(directory: Path, samples: list[ShardSample], per_shard: int = 4, info=INFO) -> None:
