@@ -4,7 +4,8 @@ Every producer (the procedural world, real-capture converters, the QA pipeline) 
 ``ShardWriter`` so the format has exactly one implementation. A shard appears under its final
 name only once complete; ``manifest.json`` (also replaced atomically) lists the complete shards
 with their sample counts, keys and SHA-256. Re-opening a directory resumes: keys already listed
-are reported by ``done_keys`` so the producer skips them, and leftovers of a killed run are swept.
+are reported by ``done_keys`` so the producer skips them, and leftovers of a killed run are swept
+(temporary files, and a shard renamed into place just before the kill but never listed).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -86,11 +88,25 @@ class ShardWriter:
         # a JSON round trip so tuples and lists compare equal with what a manifest stores
         self.manifest = self._load_or_create_manifest(json.loads(json.dumps(info or {})))
         self.done_keys = {key for shard in self.manifest["shards"] for key in shard["keys"]}
+        for orphan in self._unlisted_shards():
+            # a kill between a shard's rename and the manifest update leaves a complete but unlisted
+            # shard; its scenes are not in done_keys, so they are rewritten and a glob must not see them twice
+            orphan.unlink()
+            log.warning(
+                "removed %s: complete but not in the manifest (the writer was killed before listing it)", orphan
+            )
         self._open: tuple[AtomicFile, tarfile.TarFile, _HashingWriter] | None = None
         self._open_keys: list[str] = []
         self._open_name = ""
 
     # manifest ---------------------------------------------------------------------------------
+    def _unlisted_shards(self) -> list[Path]:
+        listed = {shard["name"] for shard in self.manifest["shards"]}
+        pattern = re.compile(rf"{re.escape(self.prefix)}-[0-9]{{6}}\.tar")
+        return sorted(
+            path for path in self.directory.iterdir() if pattern.fullmatch(path.name) and path.name not in listed
+        )
+
     def _load_or_create_manifest(self, info: dict[str, Any]) -> dict[str, Any]:
         path = self.directory / MANIFEST_NAME
         if not path.exists():

@@ -203,6 +203,25 @@ def test_stale_temporaries_are_swept_on_open(tmp_path):
     assert tar_names(tmp_path) == ["shard-000000.tar"] and verify_shards(tmp_path) == []
 
 
+def test_shard_renamed_but_never_listed_is_removed_and_rewritten(tmp_path):
+    """A kill between a shard's rename and the manifest update leaves a complete, unlisted shard."""
+    samples = make_samples(8)
+    write_all(tmp_path / "straight", samples, per_shard=4)
+    resumed = tmp_path / "resumed"
+    write_all(resumed, samples[:4], per_shard=4)
+    (resumed / "shard-000001.tar").write_bytes((tmp_path / "straight" / "shard-000001.tar").read_bytes())
+    (resumed / "shard-000007.tar").write_bytes(b"an unlisted leftover with our name pattern")
+    (resumed / "other-000001.tar").write_bytes(b"not ours: another prefix")
+
+    with ShardWriter(resumed, 4, info=INFO) as writer:
+        assert writer.done_keys == {s.key for s in samples[:4]}
+        assert tar_names(resumed) == ["other-000001.tar", "shard-000000.tar"]  # a glob sees no duplicate scene
+        for sample in samples[4:]:
+            writer.write(sample)
+    for name in ["shard-000000.tar", "shard-000001.tar", "manifest.json"]:
+        assert (resumed / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
 # refusals --------------------------------------------------------------------------------------
 
 
