@@ -1,16 +1,19 @@
-"""Shared fixtures: tiny synthetic scene shards written through the real writer."""
+"""Shared fixtures: tiny synthetic scene shards written through the real writer, and random batches."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from psfm.datamodules.sample import build_sample
 from psfm.datamodules.writer import ShardWriter
 from psfm.geometry import intrinsics_from_fov, look_at
+from psfm.types import MultiViewBatch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 
@@ -49,3 +52,40 @@ def scene_shards(tmp_path: Path) -> tuple[Path, list[str]]:
     """12 scenes x 6 views of 16x16 in 4 shards of 3."""
     directory = tmp_path / "shards"
     return directory, write_synthetic_shards(directory, num_scenes=12, per_shard=3)
+
+
+def make_batch(
+    batch_size: int = 2,
+    num_views: int = 4,
+    num_context: int = 2,
+    size: int = 32,
+    seed: int = 0,
+    with_depth: bool = True,
+) -> MultiViewBatch:
+    """A random ``MultiViewBatch`` with real geometry: cameras on a circle looking at the origin.
+
+    Poses are normalized to view 0 like the loader's; images are noise (models only need shapes).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    poses = []
+    for scene in range(batch_size):
+        angles = [2 * math.pi * view / num_views + scene for view in range(num_views)]
+        eyes = [np.array([2 * math.cos(a), 2 * math.sin(a), 1.2 + 0.1 * view]) for view, a in enumerate(angles)]
+        poses.append(torch.tensor(np.stack([look_at(eye, np.zeros(3)) for eye in eyes]), dtype=torch.float32))
+    cam_to_world = torch.stack(poses)
+    cam_to_world = torch.linalg.inv(cam_to_world[:, :1]) @ cam_to_world
+    intrinsics = torch.tensor(intrinsics_from_fov(size, size, 60.0), dtype=torch.float32)
+    order = torch.stack([torch.randperm(num_views - 1, generator=generator) + 1 for _ in range(batch_size)])
+    return MultiViewBatch(
+        images=torch.rand(batch_size, num_views, 3, size, size, generator=generator),
+        intrinsics=intrinsics.expand(batch_size, num_views, 3, 3).clone(),
+        cam_to_world=cam_to_world,
+        context_index=torch.cat([torch.zeros(batch_size, 1, dtype=torch.long), order[:, : num_context - 1]], 1),
+        target_index=order[:, num_context - 1 :],
+        pose_scale=torch.ones(batch_size),
+        has_pose=torch.ones(batch_size, dtype=torch.bool),
+        view_ids=torch.arange(num_views).expand(batch_size, -1).clone(),
+        depth=1 + 3 * torch.rand(batch_size, num_views, 1, size, size, generator=generator) if with_depth else None,
+        scene_keys=[f"scene{i}" for i in range(batch_size)],
+        pose_sources=["gt"] * batch_size,
+    )

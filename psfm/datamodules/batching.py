@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ import torch
 from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import ShardFormatError
+from psfm.datamodules.pose_noise import PoseNoise, perturb_poses
 from psfm.datamodules.skips import SKIPS
 from psfm.datamodules.stages import ParsedScene, stage_rng
 from psfm.datamodules.transforms import fit_view
@@ -74,8 +76,10 @@ class SceneBatcher:
         load_depth: bool = False,
         load_mask: bool = False,
         partial: bool = True,
+        pose_noise: PoseNoise | None = None,
     ):
         self.batch_size, self.views, self.image_size = batch_size, views, tuple(image_size)
+        self.pose_noise = pose_noise if pose_noise is not None and pose_noise.active else None
         self.epoch, self.seed, self.crop = epoch, seed, crop
         self.load_depth, self.load_mask, self.partial = load_depth, load_mask, partial
 
@@ -103,11 +107,11 @@ class SceneBatcher:
                     earlier.truncate(num_views)
             pending.append(decoded)
             if len(pending) == self.batch_size:
-                yield self.collate(pending)
+                yield self.collate(pending, rng)
                 pending = []
                 batch_views = self.views.num_views(rng, self.views.max_views)
         if pending and self.partial:
-            yield self.collate(pending)
+            yield self.collate(pending, rng)
 
     def decode(self, scene: ParsedScene, view_ids: list[int], rng) -> DecodedScene:
         """Decode and fit the chosen views; raises ``ShardFormatError`` naming the broken member."""
@@ -154,7 +158,7 @@ class SceneBatcher:
             masks if self.load_mask else None,
         )
 
-    def collate(self, scenes: list[DecodedScene]) -> MultiViewBatch:
+    def collate(self, scenes: list[DecodedScene], rng: random.Random | None = None) -> MultiViewBatch:
         num_views = len(scenes[0].view_ids)
         num_context = self.views.num_context(num_views)
         images = torch.from_numpy(np.stack([np.stack(s.images) for s in scenes]))  # B V H W 3 uint8
@@ -165,6 +169,8 @@ class SceneBatcher:
                 scales.append(1.0)
             else:
                 normalized, scale = normalize_poses(np.stack(scene.cam_to_world))
+                if self.pose_noise is not None and rng is not None:
+                    normalized = perturb_poses(normalized, self.pose_noise, rng)
                 poses.append(normalized)
                 scales.append(scale)
         batch_size = len(scenes)

@@ -10,6 +10,7 @@ import torch
 
 from psfm.datamodules.epoch import EpochLoader, SharedEpoch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
+from psfm.datamodules.pose_noise import PoseNoise
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.transforms import PhotometricAugmentation
 from psfm.datamodules.views import ViewSampling
@@ -23,9 +24,11 @@ class DataModuleConfig:
     Attributes:
         train, val: shard sources (folder with a manifest, glob, brace pattern, ``pipe:``; ``::`` joins).
         resampled: training draws shards with replacement; an epoch is then ``samples_per_epoch``
-            scenes over all ranks (default: the manifest's count). Validation always reads each
-            scene exactly once.
+            scenes over all ranks (default: the manifest's count). Single-process validation reads
+            each scene exactly once; multi-rank validation draws shards with replacement so every
+            rank yields the same number of batches (the manifest's count over all ranks).
         augment: colour jitter on the device after transfer.
+        pose_noise: rotation/translation noise on training poses (``PoseNoise``), to mimic predicted poses.
     """
 
     train: str = "data/world/train"
@@ -42,6 +45,7 @@ class DataModuleConfig:
     load_depth: bool = False
     load_mask: bool = False
     augment: bool = True
+    pose_noise: PoseNoise = field(default_factory=PoseNoise)
     pin_memory: bool = True
     seed: int = 0
 
@@ -60,6 +64,8 @@ class SceneDataModule(L.LightningDataModule):
         self.val_epoch = SharedEpoch()
         self.augmentation = PhotometricAugmentation() if config.augment else None
         self.skipped_total = 0
+        self._train_loader: EpochLoader | None = None
+        self._resume: tuple[int, int] | None = None
 
     def _options(self, train: bool) -> LoaderOptions:
         config = self.config
@@ -67,12 +73,15 @@ class SceneDataModule(L.LightningDataModule):
             batch_size=config.batch_size if train else (config.val_batch_size or config.batch_size),
             image_size=tuple(config.image_size),
             views=config.views,
-            resampled=config.resampled and train,
+            # several ranks validate on resampled shards: each then yields the same number of batches, which
+            # the metrics' cross-rank reductions need (a rank without a val shard would otherwise hang them)
+            resampled=(config.resampled and train) or (not train and self._world_size() > 1),
             shuffle_buffer=config.shuffle_buffer if train else 1,
             shuffle_shards=train,
             crop=config.crop if train else "center",
             load_depth=config.load_depth,
             load_mask=config.load_mask,
+            pose_noise=config.pose_noise if train else None,
             seed=config.seed,
         )
 
@@ -83,7 +92,7 @@ class SceneDataModule(L.LightningDataModule):
         shards = resolve_shards(sources)
         options = self._options(train)
         if options.resampled:
-            total = self.config.samples_per_epoch or shards.num_samples
+            total = (self.config.samples_per_epoch if train else None) or shards.num_samples
             if total is None:
                 raise ValueError(
                     f"datamodule.samples_per_epoch must be set: {sources!r} has no manifest to count scenes from"
@@ -101,16 +110,38 @@ class SceneDataModule(L.LightningDataModule):
             persistent_workers=workers > 0,
             pin_memory=self.config.pin_memory and torch.cuda.is_available(),
             collate_fn=None,
+            # its own generator: creating an iterator then draws no number from the global RNG, which
+            # the device-side augmentation uses and checkpoints restore (exact resume)
+            generator=torch.Generator().manual_seed(self.config.seed),
         )
 
     def train_dataloader(self) -> EpochLoader:
-        return self._loader(self.config.train, train=True)
+        self._train_loader = self._loader(self.config.train, train=True)
+        if self._resume is not None:
+            self._train_loader.resume_at(*self._resume)
+            self._resume = None
+        return self._train_loader
+
+    # mid-epoch resume: Lightning stores this in checkpoints and hands it back before building loaders
+    def state_dict(self) -> dict[str, int]:
+        consumed = self._train_loader.consumed if self._train_loader is not None else 0
+        return {"epoch": self.train_epoch.get(), "consumed_batches": consumed, "skipped_total": self.skipped_total}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = (int(state["epoch"]), int(state["consumed_batches"]))
+        self.skipped_total = int(state.get("skipped_total", 0))
+        if self._train_loader is not None:
+            self._train_loader.resume_at(*self._resume)
+            self._resume = None
 
     def val_dataloader(self) -> EpochLoader | list:
         return self._loader(self.config.val, train=False) if self.config.val else []
 
     def on_after_batch_transfer(self, batch: MultiViewBatch, dataloader_idx: int) -> MultiViewBatch:
         self.skipped_total += batch.skipped
-        if self.augmentation is not None and self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        if training and self._train_loader is not None:
+            self._train_loader.consumed += 1
+        if self.augmentation is not None and training:
             batch.images = self.augmentation(batch.images)
         return batch

@@ -27,12 +27,37 @@ class SharedEpoch:
 
 
 class EpochLoader(DataLoader):
-    """A DataLoader whose ``set_epoch`` (directly or through Lightning's sampler hook) reaches the workers."""
+    """A DataLoader whose ``set_epoch`` (directly or through Lightning's sampler hook) reaches the workers.
+
+    It also resumes mid-epoch: ``consumed`` counts the batches the trainer actually used this epoch
+    (the datamodule increments it; Lightning prefetches one batch ahead, so counting yields would be
+    off by one), and after ``resume_at(epoch, consumed)`` the next iteration of that epoch replays the
+    deterministic stream and drops the batches already trained on.
+    """
 
     def __init__(self, dataset, shared_epoch: SharedEpoch, **kwargs):
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
         self.sampler.set_epoch = shared_epoch.set  # the hook Lightning's fit loop calls each epoch
+        self.consumed = 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.shared_epoch.set(epoch)
+
+    def resume_at(self, epoch: int, consumed: int) -> None:
+        self._resume = (epoch, consumed)
+
+    def __iter__(self):
+        iterator = super().__iter__()
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.shared_epoch.get():
+            skip = self._resume[1]
+        self._resume = None
+        for _ in range(skip):
+            try:
+                next(iterator)
+            except StopIteration:
+                break
+        self.consumed = skip
+        return iterator

@@ -10,6 +10,7 @@ import webdataset as wds
 
 from psfm.datamodules.batching import SceneBatcher
 from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.pose_noise import PoseNoise
 from psfm.datamodules.skips import skip_and_count
 from psfm.datamodules.stages import ResampledShards, ShardList, ShuffleBuffer, parse_scene
 from psfm.datamodules.views import ViewSampling
@@ -32,6 +33,7 @@ class LoaderOptions:
         crop: ``center`` or ``random`` crop when fitting views.
         load_depth, load_mask: also decode depth maps / instance masks.
         partial: emit the last, smaller batch of a worker's stream.
+        pose_noise: noise on normalized poses of views 1..V-1 (training only), to mimic predicted poses.
         seed: root of every random choice in the stream.
     """
 
@@ -46,6 +48,7 @@ class LoaderOptions:
     load_depth: bool = False
     load_mask: bool = False
     partial: bool = True
+    pose_noise: PoseNoise | None = None
     seed: int = 0
 
 
@@ -73,6 +76,7 @@ def build_pipeline(
             options.load_depth,
             options.load_mask,
             options.partial,
+            options.pose_noise,
         ),
     ]
     pipeline = wds.DataPipeline(*stages)

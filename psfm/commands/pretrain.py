@@ -1,0 +1,40 @@
+"""``psfm pretrain``: Hydra entry point around ``psfm.training.train``."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from psfm.training.config import PretrainCommand
+from psfm.training.train import train
+
+log = logging.getLogger("psfm.pretrain")
+
+ConfigStore.instance().store(name="pretrain_schema", node=PretrainCommand)
+
+
+def summary_table(metrics: dict[str, float]) -> Table:
+    """Final metrics, with each teacher's unseen-view loss beside its two non-learned references."""
+    table = Table(title="pretrain: final metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(metrics):
+        if key.startswith(("val/", "train/loss", "global_step", "seconds", "nan_steps")) and not key.endswith("_step"):
+            table.add_row(key, f"{metrics[key]:.4f}" if metrics[key] % 1 else f"{metrics[key]:.0f}")
+    return table
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    metrics = train(cfg)
+    Console().print(summary_table(metrics))
+    return metrics
+
+
+@hydra.main(config_path="pkg://psfm.configs", config_name="pretrain", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)

@@ -1,0 +1,76 @@
+"""The latent scene encoder: context views' patch tokens -> a compact, view-order-free latent set.
+
+Learnable latent queries and register tokens attend jointly with every context patch token
+(Spa3R §3): [registers; queries; Linear(context tokens)] -> transformer -> the query outputs are
+the latents. Patch tokens carry 2D RoPE of their (row, column) and nothing about which view they
+came from, so permuting the context views permutes the input set and leaves the latents unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from psfm.layers import RoPE2D, TokenGeometry, Transformer, patch_positions
+
+
+@dataclass
+class EncoderOutput:
+    """latents: [B, L, D] the scene representation; registers: [B, R, D] scratch tokens (not exported)."""
+
+    latents: torch.Tensor
+    registers: torch.Tensor
+
+
+class LatentEncoder(nn.Module):
+    """Args:
+    in_dim: channels of the backbone's patch tokens (Db).
+    dim, depth, num_heads: transformer width (D), layers, heads.
+    num_latents: L, the size of the scene representation.
+    num_registers: extra learnable tokens that absorb attention sinks (Darcet et al. 2023).
+    rope_base: 2D RoPE frequency base; backend: attention backend (``auto``/``sdpa``/``xformers``).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int = 768,
+        depth: int = 6,
+        num_heads: int = 12,
+        num_latents: int = 256,
+        num_registers: int = 4,
+        mlp_ratio: float = 4.0,
+        qk_norm: bool = True,
+        rope_base: float = 100.0,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        self.dim, self.num_latents, self.num_registers = dim, num_latents, num_registers
+        self.input_proj = nn.Linear(in_dim, dim)
+        self.queries = nn.Parameter(torch.empty(num_latents, dim))
+        self.registers = nn.Parameter(torch.empty(num_registers, dim))
+        nn.init.trunc_normal_(self.queries, std=0.02)
+        nn.init.trunc_normal_(self.registers, std=0.02)
+        head_dim = dim // num_heads
+        self.rope = RoPE2D(head_dim - head_dim % 4, rope_base)
+        self.transformer = Transformer(dim, depth, num_heads, mlp_ratio, qk_norm, backend)
+
+    def forward(self, context_tokens: torch.Tensor, grid: tuple[int, int]) -> EncoderOutput:
+        """context_tokens: [B, C, N, Db] patch tokens of the context views, N = h * w of ``grid``."""
+        batch, num_context, num_patches, _ = context_tokens.shape
+        special = self.num_registers + self.num_latents
+        positions = patch_positions(grid, context_tokens.device).repeat(num_context, 1)  # (C N) 2
+        positions = torch.cat([positions.new_zeros(special, 2), positions])
+        has_position = torch.arange(len(positions), device=positions.device) >= special
+        cos, sin = self.rope.angles(positions, has_position)
+        geometry = TokenGeometry(rope_cos=cos, rope_sin=sin, rope_dims=self.rope.dims)
+
+        patches = self.input_proj(context_tokens).flatten(1, 2)  # B (C N) D
+        tokens = torch.cat(
+            [self.registers.expand(batch, -1, -1), self.queries.expand(batch, -1, -1), patches.to(self.queries.dtype)],
+            dim=1,
+        )
+        tokens = self.transformer(tokens, geometry)
+        return EncoderOutput(latents=tokens[:, self.num_registers : special], registers=tokens[:, : self.num_registers])

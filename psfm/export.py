@@ -1,0 +1,122 @@
+"""Export a pretrained encoder to safetensors + JSON, and ``psfm.load`` it back without Lightning.
+
+The export holds only the ``SpatialEncoder`` (backbone + latent encoder): the decoder, heads and
+teachers exist to train it and are not needed downstream (probes, the VLM adapter).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from psfm.io import atomic_open, atomic_write_json
+
+EXPORT_FORMAT = "psfm-encoder"
+EXPORT_VERSION = 1
+
+
+def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """CPU tensors of every parameter and buffer, gathering FSDP2 shards (call it on every rank)."""
+    from torch.distributed.tensor import DTensor
+
+    state = {}
+    for name, value in module.state_dict().items():
+        if isinstance(value, DTensor):
+            value = value.full_tensor()
+        state[name] = value.detach().cpu().contiguous()
+    return state
+
+
+def export_encoder(
+    encoder: nn.Module, backbone_config, encoder_config, image_size, directory: str | Path, write: bool = True
+) -> Path:
+    """Write ``encoder.safetensors`` and ``encoder.json`` into ``directory``; returns the JSON path.
+
+    Under FSDP2 every rank must call this (shards are gathered collectively); pass ``write`` True on one.
+    """
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    state = full_state_dict(encoder)
+    if not write:
+        return directory / "encoder.json"
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_open(directory / "encoder.safetensors", "wb") as handle:
+        handle.write(save(state))
+    backbone = {**asdict(backbone_config), "checkpoint": None}  # the weights are in the export
+    record = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "backbone": backbone,
+        "encoder": asdict(encoder_config),
+        "image_size": list(image_size),
+        "num_tokens": encoder.latent.num_latents,
+        "dim": encoder.latent.dim,
+    }
+    atomic_write_json(directory / "encoder.json", record)
+    return directory / "encoder.json"
+
+
+class FrozenSpatialEncoder(nn.Module):
+    """The frozen-encoder boundary downstream code sees: no gradients, eval mode, no-grad forward.
+
+    ``forward(images [B, C, 3, H, W] in [0, 1]) -> latents [B, num_tokens, dim]``.
+    """
+
+    def __init__(self, encoder: nn.Module, image_size: tuple[int, int]):
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.image_size = tuple(image_size)
+        self.eval()
+
+    @property
+    def num_tokens(self) -> int:
+        return self.encoder.num_tokens
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.encoder.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    def train(self, mode: bool = True) -> FrozenSpatialEncoder:
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images.to(self.device, self.dtype)).latents
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialEncoder:
+    """Rebuild a frozen encoder from an export folder (or its ``encoder.json``)."""
+    from safetensors.torch import load_file
+
+    from psfm.training.config import BackboneConfig, EncoderConfig
+    from psfm.training.model import build_encoder
+
+    path = Path(path)
+    record_path = path / "encoder.json" if path.is_dir() else path
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path}: no psfm encoder export here (expected encoder.json + .safetensors)")
+    record = json.loads(record_path.read_text("utf-8"))
+    if record.get("format") != EXPORT_FORMAT or record.get("version") != EXPORT_VERSION:
+        raise ValueError(f"{record_path}: not a {EXPORT_FORMAT} v{EXPORT_VERSION} export")
+    encoder = build_encoder(BackboneConfig(**record["backbone"]), EncoderConfig(**record["encoder"]))
+    weights = record_path.with_suffix(".safetensors")
+    state = load_file(str(weights))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights}: does not match {record_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return FrozenSpatialEncoder(encoder.to(device), record["image_size"])

@@ -1,0 +1,172 @@
+"""Predictive Spatial Field Modeling: encode context views, synthesize every view's teacher features.
+
+The objective owns the field decoder, one head per teacher, and the depth probe; it receives the
+encoder (to run on the views it chooses) and the frozen teachers. Randomness (which views are
+context or target) came from the data side as index tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from psfm.encoders.backbones import PatchTokens
+from psfm.encoders.spatial import SpatialEncoder
+from psfm.objectives import references
+from psfm.objectives.field_decoder import FieldDecoder
+from psfm.objectives.heads import DepthProbe, FeatureHead
+from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets
+from psfm.registry import Registry
+from psfm.teachers.base import Teacher
+from psfm.types import MultiViewBatch
+
+LOSS_VIEWS = ("all", "target")
+
+
+class PSFMObjective(nn.Module):
+    """Args:
+    dim: latent width D (the decoder runs at the encoder's width).
+    teacher_dims: teacher name -> feature channels Dt; one head each.
+    decoder: ``FieldDecoder`` kwargs (depth, num_heads, camera_encoding ...).
+    loss_views: ``all`` (Spa3R: context and target views) or ``target`` (only unseen views).
+    teacher_weights: per-teacher loss weight (default 1).
+    l1_weight, cosine_weight: the two terms of each teacher's loss.
+    target_norm: ``layernorm`` or ``none`` on teacher features (see ``normalize_targets``).
+    depth_probe: train the detached depth probe when batches carry depth.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        teacher_dims: Mapping[str, int],
+        decoder: Mapping | None = None,
+        loss_views: str = "all",
+        teacher_weights: Mapping[str, float] | None = None,
+        l1_weight: float = 1.0,
+        cosine_weight: float = 1.0,
+        target_norm: str = "layernorm",
+        depth_probe: bool = True,
+    ):
+        super().__init__()
+        if loss_views not in LOSS_VIEWS:
+            raise ValueError(f"loss_views must be one of {LOSS_VIEWS}, got {loss_views!r}")
+        unknown = set(teacher_weights or {}) - set(teacher_dims)
+        if unknown:
+            raise ValueError(f"teacher_weights names unknown teachers {sorted(unknown)} (have {sorted(teacher_dims)})")
+        self.decoder = FieldDecoder(dim=dim, **dict(decoder or {}))
+        self.heads = nn.ModuleDict({name: FeatureHead(dim, out_dim) for name, out_dim in teacher_dims.items()})
+        self.depth_probe = DepthProbe(dim) if depth_probe else None
+        self.loss_views, self.target_norm = loss_views, target_norm
+        self.teacher_weights = {name: float((teacher_weights or {}).get(name, 1.0)) for name in teacher_dims}
+        self.l1_weight, self.cosine_weight = l1_weight, cosine_weight
+
+    # the two choices a subclass may change ---------------------------------------------------------
+    def check(self, batch: MultiViewBatch) -> None:
+        if not bool(batch.has_pose.all()):
+            missing = [key for key, posed in zip(batch.scene_keys, batch.has_pose.tolist(), strict=True) if not posed]
+            raise ValueError(
+                f"PSFM needs camera poses (gt, colmap or predicted) to place target views, but scenes {missing} "
+                "have pose source 'none'. Add poses to those shards, or train with objective=per_view."
+            )
+        if self.loss_views == "target" and batch.target_index.shape[1] == 0:
+            raise ValueError("loss_views=target but the batch has no target views (raise views.max_views)")
+
+    def synthesize(self, encoder: SpatialEncoder, batch: MultiViewBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder features [B, K, N, D] of the views the loss covers, and their indices [B, K] into V."""
+        context = encoder.encode_views(batch.gather_views(batch.context_index, batch.images))
+        latents = encoder.encode_tokens(context).latents
+        if self.loss_views == "all":
+            index = torch.arange(batch.num_views, device=latents.device).expand(batch.batch_size, -1)
+        else:
+            index = batch.target_index
+        features = self.decoder(
+            latents,
+            batch.gather_views(index, batch.intrinsics),
+            batch.gather_views(index, batch.cam_to_world),
+            context.grid,
+            tuple(batch.images.shape[-2:]),
+        )
+        return features, index
+
+    # ----------------------------------------------------------------------------------------------
+    def forward(
+        self, encoder: SpatialEncoder, batch: MultiViewBatch, teachers: Mapping[str, Teacher]
+    ) -> dict[str, torch.Tensor]:
+        """Returns ``loss`` (what the optimizer minimizes) and detached parts for logging."""
+        self.check(batch)
+        features, index = self.synthesize(encoder, batch)  # B K N D
+        grid = _grid(batch, encoder)
+        out: dict[str, torch.Tensor] = {}
+        total = features.new_zeros(())
+        for name, teacher in teachers.items():
+            targets = teacher(batch.images.flatten(0, 1), grid).unflatten(0, batch.images.shape[:2])  # B V N Dt
+            targets = normalize_targets(targets, self.target_norm)
+            predictions = self.heads[name](features)
+            loss, parts = feature_loss(
+                predictions, batch.gather_views(index, targets), self.l1_weight, self.cosine_weight
+            )
+            total = total + self.teacher_weights[name] * loss
+            out[f"{name}/loss"] = loss.detach()
+            out.update({f"{name}/{part}": value for part, value in parts.items()})
+            out.update(self._target_metrics(name, predictions.detach(), index, targets, batch))
+        if self.depth_probe is not None and batch.depth is not None:
+            log_depth = self.depth_probe(features)
+            depth = batch.gather_views(index, batch.depth).flatten(0, 1)
+            depth_loss, abs_rel = depth_probe_loss(log_depth.flatten(0, 1), depth, grid)
+            total = total + depth_loss  # gradients reach the probe only (its input is detached)
+            out["depth/loss"], out["depth/abs_rel"] = depth_loss.detach(), abs_rel
+        out["loss"] = total
+        return out
+
+    def _target_metrics(
+        self, name: str, predictions: torch.Tensor, index: torch.Tensor, targets: torch.Tensor, batch: MultiViewBatch
+    ) -> dict[str, torch.Tensor]:
+        """Loss on unseen views only, beside the two non-learned references on the same views."""
+        if batch.target_index.shape[1] == 0 or not bool(batch.has_pose.all()):
+            return {}
+        on_targets = predictions
+        if self.loss_views == "all":
+            on_targets = batch.gather_views(batch.target_index, predictions)
+        truth = batch.gather_views(batch.target_index, targets)
+        metrics = {f"{name}/target_loss": feature_loss(on_targets, truth, self.l1_weight, self.cosine_weight)[0]}
+        for reference in ("copy_nearest", "mean_context"):
+            guess = getattr(references, reference)(targets, batch)
+            metrics[f"{name}/ref_{reference}"] = feature_loss(guess, truth, self.l1_weight, self.cosine_weight)[0]
+        return metrics
+
+
+class PerViewObjective(PSFMObjective):
+    """Baseline: each view is encoded alone and decoded as itself (identity pose): no cross-view synthesis.
+
+    Same encoder, decoder, heads and losses as PSFM, so the comparison isolates the objective.
+    Needs no poses.
+    """
+
+    def check(self, batch: MultiViewBatch) -> None:
+        return None
+
+    def synthesize(self, encoder: SpatialEncoder, batch: MultiViewBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        views = encoder.encode_views(batch.images)  # B V N Db
+        single = PatchTokens(views.tokens.flatten(0, 1)[:, None], views.grid)  # (B V) 1 N Db
+        latents = encoder.encode_tokens(single).latents
+        identity = torch.eye(4, device=latents.device).expand(latents.shape[0], 1, 4, 4)
+        features = self.decoder(
+            latents, batch.intrinsics.flatten(0, 1)[:, None], identity, views.grid, tuple(batch.images.shape[-2:])
+        )
+        index = torch.arange(batch.num_views, device=latents.device).expand(batch.batch_size, -1)
+        return features.squeeze(1).unflatten(0, (batch.batch_size, batch.num_views)), index
+
+    def _target_metrics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        return {}
+
+
+def _grid(batch: MultiViewBatch, encoder: SpatialEncoder) -> tuple[int, int]:
+    patch = encoder.backbone.patch_size
+    return batch.images.shape[-2] // patch, batch.images.shape[-1] // patch
+
+
+OBJECTIVES: Registry[PSFMObjective] = Registry("objective")
+OBJECTIVES.register("psfm")(PSFMObjective)
+OBJECTIVES.register("per_view")(PerViewObjective)

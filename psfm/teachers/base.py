@@ -1,0 +1,54 @@
+"""The teacher interface: frozen (or EMA) networks whose per-patch features the field decoder predicts.
+
+A teacher maps images to one feature vector per patch of the *student's* patch grid, so the
+decoder's ray tokens (one per patch) line up with targets one to one, whatever the teacher's own
+resolution or stride. Teachers never receive gradients; the training loop may update an EMA
+teacher between steps through ``update``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from psfm.registry import Registry
+
+
+class Teacher(nn.Module):
+    """Base class. Subclasses set ``dim`` and implement ``features``.
+
+    Attributes:
+        dim: feature channels per patch (Dt).
+    """
+
+    dim: int
+
+    def features(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """images: [M, 3, H, W] float in [0, 1] -> [M, h * w, Dt] for the patch grid ``grid = (h, w)``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            return self.features(images, grid).float()
+        finally:
+            self.train(was_training)
+
+    def update(self, student: nn.Module, step: int) -> None:  # noqa: B027 - optional hook
+        """Called after every optimizer step with the student backbone; only the EMA teacher uses it."""
+
+
+TEACHERS: Registry[Teacher] = Registry("teacher")
+register_teacher = TEACHERS.register
+
+
+def resize_to_grid(feature_map: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """[M, Dt, h', w'] feature map -> [M, h * w, Dt] on the student grid (area average when shrinking)."""
+    if tuple(feature_map.shape[-2:]) != tuple(grid):
+        if feature_map.shape[-2] >= grid[0] and feature_map.shape[-1] >= grid[1]:
+            feature_map = nn.functional.adaptive_avg_pool2d(feature_map, grid)
+        else:
+            feature_map = nn.functional.interpolate(feature_map, size=grid, mode="bilinear", align_corners=False)
+    return feature_map.flatten(2).transpose(1, 2)

@@ -1,0 +1,61 @@
+"""Checkpoint files: atomic writes, safe loads, and a clear refusal to resume an incompatible run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from psfm.io import AtomicFile
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into a temporary sibling, then rename: a kill mid-save never leaves a torn ``last.ckpt``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        atomic = AtomicFile(path, "wb")
+        try:
+            torch.save(checkpoint, atomic.handle)
+        except BaseException:
+            atomic.discard()
+            raise
+        atomic.commit()
+
+    def remove_checkpoint(self, path) -> None:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def check_resumable(path: str | Path, model: dict, optim: dict | None = None) -> None:
+    """Fail with one message if ``path`` is missing, unreadable, or from a different model configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found (resume=auto finds <run_dir>/checkpoints/last.ckpt)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable psfm checkpoint ({type(error).__name__}: {error})") from None
+    stored = checkpoint.get("hyper_parameters", {}).get("model")
+    if stored is None:
+        raise ValueError(f"{path}: not a psfm pretraining checkpoint (no model hyperparameters)")
+    difference = first_difference(stored, model)
+    if difference:
+        raise ValueError(
+            f"{path}: made with a different model configuration ({difference}); "
+            "use a new run_dir, or resume=never to start over"
+        )
+
+
+def first_difference(old: Any, new: Any, prefix: str = "model") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            found = first_difference(old.get(key), new.get(key), f"{prefix}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        old, new = list(old), list(new)
+    return None if old == new else f"{prefix}: {old!r} in the checkpoint, {new!r} now"

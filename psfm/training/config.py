@@ -1,0 +1,161 @@
+"""Typed schemas of ``psfm pretrain``'s config (Hydra ConfigStore), so a misspelled key fails with its name.
+
+Groups mirror the packages: ``model.backbone`` (``psfm.encoders.backbones``), ``model.encoder``
+(``psfm.encoders.latent``), ``model.objective`` (``psfm.objectives``), ``model.teachers``
+(``psfm.teachers``), ``optim``, ``trainer``, ``logger`` and ``datamodule``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psfm.datamodules.datamodule import DataModuleConfig
+
+
+@dataclass
+class BackboneConfig:
+    """A registered backbone (``vit_test``, ``vit_tiny``, ``timm``) and its options.
+
+    ``model_name`` is for ``timm``; ``overrides`` are timm architecture kwargs (depth, embed_dim ...).
+    ``checkpoint`` loads local weights; ``frozen`` keeps them fixed (Spa3R freezes its backbone).
+    """
+
+    name: str = "vit_test"
+    model_name: str | None = None
+    img_size: int = 128
+    checkpoint: str | None = None
+    frozen: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EncoderConfig:
+    """``LatentEncoder`` shape; ``trainable: false`` freezes backbone and encoder at random init (a baseline)."""
+
+    dim: int = 64
+    depth: int = 2
+    num_heads: int = 4
+    num_latents: int = 16
+    num_registers: int = 2
+    mlp_ratio: float = 4.0
+    qk_norm: bool = True
+    rope_base: float = 100.0
+    trainable: bool = True
+
+
+@dataclass
+class DecoderConfig:
+    depth: int = 2
+    num_heads: int = 4
+    camera_encoding: str = "prope"
+    mlp_ratio: float = 4.0
+    qk_norm: bool = True
+    rope_base: float = 100.0
+
+
+@dataclass
+class ObjectiveConfig:
+    """``psfm`` (cross-view field synthesis) or ``per_view`` (each view reconstructs itself: the baseline)."""
+
+    name: str = "psfm"
+    loss_views: str = "all"
+    l1_weight: float = 1.0
+    cosine_weight: float = 1.0
+    target_norm: str = "layernorm"
+    depth_probe: bool = True
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass
+class TeacherConfig:
+    """A registered teacher (``pixels``, ``ema``, ``timm``, ``efficientnet_lite0``, ``module``).
+
+    ``weight`` scales its loss; ``options`` go to its builder.
+    """
+
+    name: str = "pixels"
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def teacher_config(name: str, value: Any) -> TeacherConfig:
+    """A ``model.teachers`` entry as a ``TeacherConfig``, refusing unknown keys by name."""
+    if isinstance(value, TeacherConfig):
+        return value
+    unknown = set(value) - {"name", "weight", "options"}
+    if unknown:
+        raise ValueError(f"model.teachers.{name}: unknown key(s) {sorted(unknown)} (allowed: name, weight, options)")
+    return TeacherConfig(**{key: dict(v) if key == "options" else v for key, v in value.items()})
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    # name -> TeacherConfig fields; kept untyped so `+model.teachers.NAME.name=...` works on the command
+    # line, and checked against TeacherConfig when the model is built (unknown keys fail by name)
+    teachers: dict[str, Any] = field(default_factory=dict)
+    attention: str = "auto"  # auto | sdpa | xformers
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then per-step cosine decay to ``min_lr_ratio · lr``."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings. ``strategy``: auto | ddp | ddp_spawn | fsdp2 | deepspeed... (Lightning names).
+
+    ``precision: auto`` is bf16-mixed on CUDA and 32-true on CPU. ``max_nan_steps``: consecutive
+    non-finite losses tolerated (each skipped and counted) before the run stops.
+    """
+
+    max_steps: int = 200
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    accumulate_grad_batches: int = 1
+    compile: bool = False
+    val_every_steps: int = 100
+    limit_val_batches: int = 8
+    checkpoint_every_steps: int = 50
+    log_every_steps: int = 10
+    deterministic: bool = False
+    max_nan_steps: int = 5
+    progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    """CSV logs always; wandb ``offline`` (default: no account, ``wandb sync`` later), ``online`` or ``disabled``."""
+
+    wandb: str = "offline"
+    project: str = "psfm"
+
+
+@dataclass
+class PretrainCommand:
+    """Schema of ``configs/pretrain.yaml``."""
+
+    experiment: str = "world_tiny"
+    run_dir: str = "outputs/pretrain/world_tiny"
+    resume: str = "auto"  # auto (last.ckpt in run_dir if present) | never | /path/to.ckpt
+    seed: int = 0
+    export: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    datamodule: DataModuleConfig = field(default_factory=DataModuleConfig)

@@ -1,0 +1,147 @@
+"""``PretrainModule``: the thin Lightning wrapper around ``PretrainModel`` (optimizer, logging, faults, FSDP2)."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict
+
+import lightning as L
+import torch
+from omegaconf import OmegaConf
+
+from psfm.layers.transformer import Block
+from psfm.training.config import ModelConfig, OptimConfig
+from psfm.training.model import PretrainModel
+from psfm.training.optim import build_optimizer
+from psfm.types import MultiViewBatch
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after too many consecutive steps whose loss was NaN or infinite."""
+
+
+class PretrainModule(L.LightningModule):
+    """Args:
+    model: ``ModelConfig`` (stored as plain hyperparameters, so checkpoints load with ``weights_only``).
+    optim: ``OptimConfig``.
+    total_steps: optimizer steps of the whole run (the cosine schedule and EMA momentum span it).
+    max_nan_steps: consecutive non-finite losses tolerated; each such step is skipped and counted.
+    compile: ``torch.compile`` every transformer block in place (parameter names unchanged).
+    """
+
+    def __init__(self, model: dict, optim: dict, total_steps: int, max_nan_steps: int = 5, compile: bool = False):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = _to_config(ModelConfig, model)
+        self.optim_config = _to_config(OptimConfig, optim)
+        self.total_steps, self.max_nan_steps, self.compile_blocks = total_steps, max_nan_steps, compile
+        self.model = PretrainModel(self.model_config, total_steps=total_steps)
+        self.consecutive_nan_steps = 0
+        self.nan_steps = 0
+        self._step_started = None
+
+    # FSDP2 (Lightning's ModelParallelStrategy calls this): shard every trainable transformer block, then the
+    # encoder and the objective; frozen teachers stay whole on every rank
+    def configure_model(self) -> None:
+        if self.device_mesh is not None:
+            self._shard()
+        if self.compile_blocks:
+            for module in self.model.modules():
+                if isinstance(module, Block) or type(module).__name__ == "Block":
+                    module.compile()
+
+    def _shard(self) -> None:
+        from timm.models.vision_transformer import Block as TimmBlock
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = self.device_mesh["data_parallel"]
+        # the units FSDP2 all-gathers are the modules *called*: backbone and latent encoder (the objective
+        # calls them separately, never SpatialEncoder.forward) and the objective; teachers stay whole
+        encoder = self.model.encoder
+        for part in (encoder.backbone, encoder.latent, self.model.objective):
+            for module in part.modules():
+                if isinstance(module, Block | TimmBlock) and any(p.requires_grad for p in module.parameters()):
+                    fully_shard(module, mesh=mesh)
+            fully_shard(part, mesh=mesh)
+
+    def configure_optimizers(self):
+        optimizer, schedule = build_optimizer(self.model.trainable_parameters(), self.optim_config, self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # steps -----------------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: MultiViewBatch, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: MultiViewBatch, batch_idx: int):
+        out = self.model(batch)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(out["loss"])), all=True)
+        if not finite:  # every rank skips together, so DDP/FSDP never wait on a missing all-reduce
+            self.consecutive_nan_steps += 1
+            self.nan_steps += 1
+            self.log("train/nan_steps", float(self.nan_steps), batch_size=batch.batch_size)
+            if self.consecutive_nan_steps >= self.max_nan_steps:
+                raise NonFiniteLossError(
+                    f"the loss was NaN/inf on {self.consecutive_nan_steps} consecutive steps (global step "
+                    f"{self.global_step}, scenes {batch.scene_keys}); lower optim.lr, check the data with "
+                    "`psfm shards`, or raise trainer.max_nan_steps"
+                )
+            return None
+        self.consecutive_nan_steps = 0
+        self._log_parts("train", out, batch)
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch: MultiViewBatch, batch_idx: int) -> None:
+        self.model.update_teachers(self.global_step)
+        if self._step_started is not None:
+            seconds = time.perf_counter() - self._step_started
+            views = batch.batch_size * batch.num_views * self.trainer.world_size
+            self.log("views_per_s", views / max(seconds, 1e-9), prog_bar=True, batch_size=batch.batch_size)
+
+    def validation_step(self, batch: MultiViewBatch, batch_idx: int) -> None:
+        self._log_parts("val", self.model(batch), batch, sync_dist=True)
+
+    def _log_parts(self, stage: str, out: dict[str, torch.Tensor], batch: MultiViewBatch, sync_dist=False) -> None:
+        on_step = stage == "train"
+        for name, value in out.items():
+            self.log(
+                f"{stage}/{name}",
+                value.detach().float(),
+                prog_bar=name == "loss",
+                on_step=on_step,
+                on_epoch=not on_step,
+                batch_size=batch.batch_size,
+                sync_dist=sync_dist,
+            )
+
+    # exact resume: Lightning restores model, optimizer, scheduler, loops and (through the
+    # datamodule's state) the data position; the global RNG states travel here
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng"] = {
+            "torch": torch.get_rng_state(),
+            "python": list(random.getstate()[1]),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        checkpoint["nan_steps"] = self.nan_steps
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("rng")
+        if state:
+            torch.set_rng_state(state["torch"])
+            random.setstate((3, tuple(state["python"]), None))
+            if state["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+        self.nan_steps = checkpoint.get("nan_steps", 0)
+
+
+def _to_config(schema, values):
+    """Plain dict (as stored in a checkpoint) -> the typed dataclass, refusing unknown keys."""
+    if isinstance(values, schema):
+        return values
+    merged = OmegaConf.merge(OmegaConf.structured(schema), values)
+    return OmegaConf.to_object(merged)
+
+
+def config_dict(config) -> dict:
+    """Dataclass -> plain dict for ``save_hyperparameters``."""
+    return asdict(config) if not isinstance(config, dict) else config

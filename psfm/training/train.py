@@ -1,0 +1,163 @@
+"""``train(cfg) -> metrics``: the whole pretraining job, called by ``psfm pretrain`` and by tests alike."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from psfm.datamodules.callbacks import SkippedSamplesLogger
+from psfm.datamodules.datamodule import SceneDataModule
+from psfm.export import export_encoder
+from psfm.io import atomic_write_bytes
+from psfm.training.checkpointing import AtomicCheckpointIO, check_resumable
+from psfm.training.config import PretrainCommand, TrainerConfig
+from psfm.training.module import PretrainModule
+
+log = logging.getLogger("psfm.pretrain")
+
+
+def build_strategy(config: TrainerConfig):
+    """Lightning strategy by name; ``fsdp2`` is ``ModelParallelStrategy`` (FSDP2 ``fully_shard``, CPU or GPU)."""
+    if config.strategy == "fsdp2":
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        return ModelParallelStrategy(save_distributed_checkpoint=False)
+    return config.strategy
+
+
+def build_loggers(command: PretrainCommand, run_dir: Path) -> list:
+    loggers = [CSVLogger(save_dir=str(run_dir), name="csv")]  # a resumed run adds csv/version_N, never overwrites
+    if command.logger.wandb != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        if command.logger.wandb not in ("offline", "online"):
+            raise ValueError(f"logger.wandb must be offline, online or disabled, got {command.logger.wandb!r}")
+        id_file = run_dir / "wandb_id.txt"
+        run_id = id_file.read_text().strip() if id_file.exists() else None
+        logger = WandbLogger(
+            project=command.logger.project,
+            name=command.experiment,
+            save_dir=str(run_dir),
+            offline=command.logger.wandb == "offline",
+            id=run_id,
+            resume="allow",
+        )
+        loggers.append(logger)
+    return loggers
+
+
+def resolve_checkpoint(command: PretrainCommand, run_dir: Path) -> str | None:
+    if command.resume == "never":
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if command.resume == "auto" else Path(command.resume)
+    if command.resume == "auto" and not path.exists():
+        return None
+    return str(path)
+
+
+def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
+    """Pretrain, checkpoint, export the encoder; returns the final logged metrics (floats)."""
+    command: PretrainCommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    run_dir = Path(command.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(command.seed, workers=True, verbose=False)
+    trainer_config = command.trainer
+    model_hparams = asdict(command.model)
+    checkpoint = resolve_checkpoint(command, run_dir)
+    if checkpoint is not None:
+        check_resumable(checkpoint, model_hparams)
+        log.info("resuming from %s", checkpoint)
+
+    datamodule = SceneDataModule(command.datamodule)
+    module = PretrainModule(
+        model=model_hparams,
+        optim=asdict(command.optim),
+        total_steps=trainer_config.max_steps,
+        max_nan_steps=trainer_config.max_nan_steps,
+        compile=trainer_config.compile,
+    )
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="step{step:06d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=trainer_config.checkpoint_every_steps,
+            save_top_k=0,
+            save_last=True,
+        ),
+        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1),
+        SkippedSamplesLogger(),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    if trainer_config.progress_bar:
+        callbacks.append(RichProgressBar())
+    precision = trainer_config.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if torch.cuda.is_available() and trainer_config.accelerator != "cpu" else "32-true"
+    has_val = bool(command.datamodule.val) and trainer_config.limit_val_batches > 0
+    trainer = L.Trainer(
+        default_root_dir=str(run_dir),
+        max_steps=trainer_config.max_steps,
+        accelerator=trainer_config.accelerator,
+        devices=trainer_config.devices,
+        num_nodes=trainer_config.num_nodes,
+        strategy=build_strategy(trainer_config),
+        precision=precision,
+        accumulate_grad_batches=trainer_config.accumulate_grad_batches,
+        gradient_clip_val=command.optim.grad_clip or None,
+        val_check_interval=min(trainer_config.val_every_steps, trainer_config.max_steps) if has_val else None,
+        check_val_every_n_epoch=None,
+        limit_val_batches=trainer_config.limit_val_batches if has_val else 0,
+        num_sanity_val_steps=0,
+        log_every_n_steps=trainer_config.log_every_steps,
+        deterministic=trainer_config.deterministic,
+        logger=build_loggers(command, run_dir),
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()] if trainer_config.strategy != "fsdp2" else None,
+        enable_progress_bar=trainer_config.progress_bar,
+        enable_model_summary=trainer_config.progress_bar,
+    )
+    if trainer.is_global_zero:
+        atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(command)).encode())
+        _remember_wandb_id(trainer, run_dir)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    seconds = time.perf_counter() - start
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
+    metrics.update(
+        global_step=float(trainer.global_step),
+        seconds=seconds,
+        nan_steps=float(module.nan_steps),
+        world_size=float(trainer.world_size),
+        global_rank=float(trainer.global_rank),
+    )
+    if command.export:
+        export_dir = run_dir / "export"
+        model = command.model
+        image_size = command.datamodule.image_size
+        write = trainer.is_global_zero
+        export_encoder(module.model.encoder, model.backbone, model.encoder, image_size, export_dir, write=write)
+        if write:
+            log.info("exported the encoder to %s (load it with psfm.load)", export_dir)
+    return metrics
+
+
+def _remember_wandb_id(trainer: L.Trainer, run_dir: Path) -> None:
+    """Keep the wandb run id beside the checkpoints, so a resumed job continues the same wandb run."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            id_file = run_dir / "wandb_id.txt"
+            if not id_file.exists():
+                atomic_write_bytes(id_file, str(logger.version).encode())
+
+
+os.environ.setdefault("WANDB_SILENT", "true")

@@ -1,0 +1,84 @@
+"""Latent encoder and backbones: shapes, gradients, and invariance to the order of context views."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from psfm.encoders.backbones import BACKBONES
+from psfm.encoders.latent import LatentEncoder
+from psfm.encoders.spatial import SpatialEncoder
+from psfm.registry import Registry
+
+
+def tiny_encoder(**kwargs) -> SpatialEncoder:
+    backbone = BACKBONES.build("vit_test", img_size=32)
+    options = {"dim": 32, "depth": 2, "num_heads": 4, "num_latents": 8, "num_registers": 2, **kwargs}
+    return SpatialEncoder(backbone, LatentEncoder(in_dim=backbone.dim, **options))
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_every_backbone_gives_patch_tokens_and_gradients(name):
+    if name == "timm":
+        backbone = BACKBONES.build(
+            name, model_name="vit_small_patch16_224", img_size=32, depth=1, embed_dim=32, num_heads=2
+        )
+    else:
+        backbone = BACKBONES.build(name, img_size=32, depth=1)
+    out = backbone(torch.rand(3, 3, 32, 48))
+    assert out.grid == (2, 3) and out.tokens.shape == (3, 6, backbone.dim)
+    out.tokens.square().mean().backward()
+    assert all(p.grad is not None for p in backbone.parameters() if p.requires_grad)
+
+
+def test_backbone_refuses_sizes_off_the_patch_grid():
+    with pytest.raises(ValueError, match="not a multiple of the patch size 16"):
+        BACKBONES.build("vit_test", img_size=32)(torch.rand(1, 3, 30, 32))
+
+
+def test_frozen_backbone_has_no_gradients_and_stays_in_eval():
+    backbone = BACKBONES.build("vit_test", img_size=32, frozen=True)
+    backbone.train()
+    assert not backbone.training and not any(p.requires_grad for p in backbone.parameters())
+
+
+def test_encoder_shapes_and_every_parameter_gets_a_gradient():
+    encoder = tiny_encoder()
+    out = encoder(torch.rand(2, 3, 3, 32, 32))
+    assert out.latents.shape == (2, 8, 32) and out.registers.shape == (2, 2, 32)
+    assert encoder.num_tokens == 8 and encoder.dim == 32
+    out.latents.square().mean().backward()
+    missing = [name for name, p in encoder.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_latents_do_not_depend_on_the_order_of_context_views():
+    torch.manual_seed(0)
+    encoder = tiny_encoder().eval()
+    images = torch.rand(2, 4, 3, 32, 32)
+    reference = encoder(images).latents
+    for order in ([3, 1, 0, 2], [1, 2, 3, 0]):
+        assert torch.allclose(encoder(images[:, order]).latents, reference, atol=1e-5)
+    # but they do depend on the content of each view (the test can fail)
+    changed = images.clone()
+    changed[:, 2] = torch.rand(2, 3, 32, 32)
+    assert not torch.allclose(encoder(changed).latents, reference, atol=1e-3)
+
+
+def test_patch_positions_matter_to_the_latents():
+    """RoPE makes a spatially shuffled view a different input (positions are not ignored)."""
+    torch.manual_seed(0)
+    encoder = tiny_encoder().eval()
+    tokens = torch.randn(1, 2, 4, encoder.backbone.dim)
+    base = encoder.latent(tokens, (2, 2)).latents
+    swapped = encoder.latent(tokens[:, :, [1, 0, 2, 3]], (2, 2)).latents
+    assert not torch.allclose(base, swapped, atol=1e-4)
+
+
+def test_registry_names_unknown_entries_with_a_suggestion():
+    registry: Registry[int] = Registry("widget")
+    registry.register("pixels")(lambda: 1)
+    with pytest.raises(KeyError, match="unknown widget 'pixel'; did you mean 'pixels'"):
+        registry.build("pixel")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.register("pixels")(lambda: 2)

@@ -1,0 +1,143 @@
+"""End-to-end pretraining on a tiny world: metrics, checkpoints, export -> psfm.load, faults, resume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from psfm.datamodules.datamodule import SceneDataModule
+from psfm.export import load
+from psfm.training.model import PretrainModel
+from psfm.training.module import NonFiniteLossError, PretrainModule
+from psfm.training.train import train
+from tests.training.conftest import tiny_command
+
+
+def test_train_logs_checkpoints_and_exports_a_loadable_encoder(tiny_world, tmp_path):
+    command = tiny_command(tiny_world, tmp_path / "run")
+    metrics = train(command)
+
+    assert metrics["global_step"] == 6 and metrics["nan_steps"] == 0
+    for key in ("train/loss", "val/loss", "val/pixels/target_loss", "val/pixels/ref_copy_nearest", "val/depth/abs_rel"):
+        assert math.isfinite(metrics[key]), key
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "config.yaml").read_text().count("vit_test") == 1
+    header = (run / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss" in header and "val/pixels/target_loss" in header
+    assert not list(run.rglob("*.tmp"))
+
+    encoder = load(run / "export")
+    assert encoder.num_tokens == 4 and encoder.dim == 32 and not encoder.training
+    assert not any(p.requires_grad for p in encoder.parameters())
+    # identical latents to the trained module's encoder, rebuilt from the checkpoint without the export
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    module = PretrainModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    images = torch.rand(2, 3, 3, 32, 32)
+    with torch.no_grad():
+        expected = module.model.encoder.eval()(images).latents
+    assert torch.equal(encoder(images), expected)
+    exported = load_file(run / "export" / "encoder.safetensors")
+    assert all(not key.startswith(("objective", "teachers")) for key in exported)
+
+
+def test_export_load_refuses_a_missing_or_foreign_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no psfm encoder export"):
+        load(tmp_path)
+    (tmp_path / "encoder.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not a psfm-encoder v1 export"):
+        load(tmp_path)
+
+
+def _poison(calls: set[int], monkeypatch) -> dict:
+    """Make ``PretrainModel.forward`` return a NaN loss on the chosen (1-based) calls.
+
+    Records, for the call after each poisoned one, whether the trainable weights were unchanged.
+    """
+    record = {"calls": 0, "unchanged_after_nan": []}
+    original = PretrainModel.forward
+
+    def forward(self, batch):
+        weights = [param.detach().clone() for _, param in self.trainable_parameters()]
+        if record.get("snapshot") is not None:
+            same = all(torch.equal(a, b) for a, b in zip(record["snapshot"], weights, strict=True))
+            record["unchanged_after_nan"].append(same)
+            record["snapshot"] = None
+        out = original(self, batch)
+        record["calls"] += 1
+        if record["calls"] in calls:
+            out["loss"] = out["loss"] * float("nan")
+            record["snapshot"] = weights
+        return out
+
+    monkeypatch.setattr(PretrainModel, "forward", forward)
+    return record
+
+
+def test_nan_steps_are_skipped_and_counted(tiny_world, tmp_path, monkeypatch):
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=5, limit_val_batches=0)
+    record = _poison({2, 4}, monkeypatch)
+    metrics = train(command)
+    assert metrics["nan_steps"] == 2 and record["calls"] == 5
+    assert record["unchanged_after_nan"] == [True, True]  # a NaN step updates nothing
+    assert metrics["train/nan_steps"] == 2
+
+
+def test_too_many_consecutive_nan_steps_stop_the_run_with_a_clear_message(tiny_world, tmp_path, monkeypatch):
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=10, limit_val_batches=0, max_nan_steps=3)
+    _poison({2, 3, 4}, monkeypatch)
+    with pytest.raises(NonFiniteLossError, match="NaN/inf on 3 consecutive steps"):
+        train(command)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tiny_world, tmp_path):
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
+    train(command)
+    other = replace(command, model=replace(command.model, encoder=replace(command.model.encoder, num_latents=8)))
+    other.trainer.max_steps = 4
+    with pytest.raises(ValueError, match=r"different model configuration \(model.encoder.num_latents: 4"):
+        train(other)
+    missing = replace(command, resume=str(tmp_path / "nope.ckpt"))
+    with pytest.raises(FileNotFoundError, match="nope.ckpt: checkpoint not found"):
+        train(missing)
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.ckpt: not a readable psfm checkpoint"):
+        train(replace(command, resume=str(tmp_path / "junk.ckpt")))
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_crash_then_resume_gives_the_uninterrupted_parameters(tiny_world, tmp_path, monkeypatch):
+    """A run that dies after step 4 and is re-run ends with bit-identical weights (CPU, deterministic)."""
+    straight = tiny_command(tiny_world, tmp_path / "straight", max_steps=7)
+    train(straight)
+
+    crashed = tiny_command(tiny_world, tmp_path / "crashed", max_steps=7)
+    original = SceneDataModule.on_after_batch_transfer
+
+    def crash_on_fifth_batch(self, batch, index):
+        if self.trainer.training and self.trainer.global_step == 4:
+            raise _Crash
+        return original(self, batch, index)
+
+    monkeypatch.setattr(SceneDataModule, "on_after_batch_transfer", crash_on_fifth_batch)
+    with pytest.raises(_Crash):
+        train(crashed)
+    monkeypatch.setattr(SceneDataModule, "on_after_batch_transfer", original)
+    assert torch.load(tmp_path / "crashed/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
+    train(crashed)  # resume=auto picks up last.ckpt
+
+    def weights(run):
+        return torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+    final_straight, final_resumed = weights("straight"), weights("crashed")
+    assert final_straight.keys() == final_resumed.keys()
+    different = [key for key in final_straight if not torch.equal(final_straight[key], final_resumed[key])]
+    assert different == []
