@@ -105,6 +105,7 @@ class SceneDataModule(L.LightningDataModule):
         return EpochLoader(
             dataset,
             self.train_epoch if train else self.val_epoch,
+            follow_epoch=train,
             batch_size=None,  # the pipeline batches (one V per batch)
             num_workers=workers,
             persistent_workers=workers > 0,

@@ -35,10 +35,12 @@ class EpochLoader(DataLoader):
     deterministic stream and drops the batches already trained on.
     """
 
-    def __init__(self, dataset, shared_epoch: SharedEpoch, **kwargs):
+    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, **kwargs):
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
-        self.sampler.set_epoch = shared_epoch.set  # the hook Lightning's fit loop calls each epoch
+        # the hook Lightning's loops call each epoch; a validation loader ignores it, so every
+        # validation sees the same scenes, views and crops and its curve compares like with like
+        self.sampler.set_epoch = shared_epoch.set if follow_epoch else _ignore_epoch
         self.consumed = 0
         self._resume: tuple[int, int] | None = None
 
@@ -61,3 +63,7 @@ class EpochLoader(DataLoader):
                 break
         self.consumed = skip
         return iterator
+
+
+def _ignore_epoch(epoch: int) -> None:
+    return None

@@ -112,3 +112,42 @@ def vit_tiny(img_size: int | tuple[int, int] = 128, **kwargs) -> TimmViT:
     """ViT-Tiny shape (192 wide, 3 heads) at 4 layers, patch 16: the ``world_tiny`` CPU run."""
     arch = {"depth": 4, "embed_dim": 192, "num_heads": 3, **kwargs}
     return TimmViT("vit_tiny_patch16_224", img_size=img_size, **arch)
+
+
+class ModuleBackbone(Backbone):
+    """A user's own per-view network (e.g. a frozen VGGT aggregator) behind the backbone interface.
+
+    ``factory`` ("package.module:function") is called with ``kwargs`` and must return an
+    ``nn.Module`` with int attributes ``dim`` and ``patch_size`` whose forward maps images
+    [M, 3, H, W] in [0, 1] to patch tokens [M, (H / p) * (W / p), dim] in row-major order.
+    """
+
+    def __init__(self, factory: str, frozen: bool = True, kwargs: dict | None = None, **_ignored):
+        super().__init__()
+        from psfm.teachers.module_teacher import import_factory
+
+        self.net = import_factory(factory)(**dict(kwargs or {}))
+        missing = [name for name in ("dim", "patch_size") if not isinstance(getattr(self.net, name, None), int)]
+        if missing:
+            raise ValueError(f"backbone factory {factory!r} returned a module without int attribute(s) {missing}")
+        self.dim, self.patch_size, self.frozen = self.net.dim, self.net.patch_size, frozen
+        if frozen:
+            self.net.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> ModuleBackbone:
+        super().train(mode and not self.frozen)
+        return self
+
+    def forward(self, images: torch.Tensor) -> PatchTokens:
+        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            tokens = self.net(images)
+        if tokens.shape[:2] != (images.shape[0], grid[0] * grid[1]):
+            raise ValueError(f"backbone module returned {tuple(tokens.shape)}, expected [M, {grid[0] * grid[1]}, D]")
+        return PatchTokens(tokens, grid)
+
+
+@register_backbone("module")
+def module_backbone(factory: str, frozen: bool = True, kwargs: dict | None = None, **ignored) -> ModuleBackbone:
+    """``backbone.name=module backbone.overrides={factory: "my_pkg.vggt:build", kwargs: {...}}``."""
+    return ModuleBackbone(factory, frozen, kwargs)

@@ -25,6 +25,8 @@ def build_encoder(backbone: BackboneConfig, encoder: EncoderConfig, attention: s
     options = {"img_size": backbone.img_size, "checkpoint": backbone.checkpoint, "frozen": backbone.frozen}
     if backbone.model_name is not None:
         options["model_name"] = backbone.model_name
+    if backbone.name == "module":  # the user's factory takes its own kwargs (in overrides)
+        options = {"frozen": backbone.frozen}
     net = BACKBONES.build(backbone.name, **options, **backbone.overrides)
     kwargs = {key: value for key, value in asdict(encoder).items() if key != "trainable"}
     latent = LatentEncoder(in_dim=net.dim, backend=attention, **kwargs)

@@ -17,9 +17,44 @@ def tiny_encoder(**kwargs) -> SpatialEncoder:
     return SpatialEncoder(backbone, LatentEncoder(in_dim=backbone.dim, **options))
 
 
+FACTORY = """
+import torch
+from torch import nn
+
+
+class Patchify(nn.Module):
+    dim, patch_size = 24, 16
+
+    def __init__(self, scale=1.0):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 24, 16, stride=16)
+        self.scale = scale
+
+    def forward(self, images):
+        return self.proj(images * self.scale).flatten(2).transpose(1, 2)
+
+
+def build(scale=1.0):
+    return Patchify(scale)
+
+
+def broken():
+    return nn.Linear(2, 2)
+"""
+
+
+@pytest.fixture
+def factory_module(tmp_path, monkeypatch):
+    (tmp_path / "my_backbone_factory.py").write_text(FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "my_backbone_factory"
+
+
 @pytest.mark.parametrize("name", BACKBONES.names())
-def test_every_backbone_gives_patch_tokens_and_gradients(name):
-    if name == "timm":
+def test_every_backbone_gives_patch_tokens_and_gradients(name, factory_module):
+    if name == "module":
+        backbone = BACKBONES.build(name, factory=f"{factory_module}:build", frozen=False, kwargs={"scale": 2.0})
+    elif name == "timm":
         backbone = BACKBONES.build(
             name, model_name="vit_small_patch16_224", img_size=32, depth=1, embed_dim=32, num_heads=2
         )
@@ -29,6 +64,13 @@ def test_every_backbone_gives_patch_tokens_and_gradients(name):
     assert out.grid == (2, 3) and out.tokens.shape == (3, 6, backbone.dim)
     out.tokens.square().mean().backward()
     assert all(p.grad is not None for p in backbone.parameters() if p.requires_grad)
+
+
+def test_module_backbone_is_frozen_by_default_and_checks_its_module(factory_module):
+    backbone = BACKBONES.build("module", factory=f"{factory_module}:build")
+    assert not any(p.requires_grad for p in backbone.parameters())
+    with pytest.raises(ValueError, match=r"without int attribute\(s\) \['dim', 'patch_size'\]"):
+        BACKBONES.build("module", factory=f"{factory_module}:broken")
 
 
 def test_backbone_refuses_sizes_off_the_patch_grid():
