@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from psfm import load
 from psfm.datamodules.datamodule import SceneDataModule
-from psfm.export import load
 from psfm.training.model import PretrainModel
 from psfm.training.module import NonFiniteLossError, PretrainModule
 from psfm.training.train import train
