@@ -47,7 +47,7 @@ def export_encoder(
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_open(directory / "encoder.safetensors", "wb") as handle:
         handle.write(save(state))
-    backbone = {**asdict(backbone_config), "checkpoint": None}  # the weights are in the export
+    backbone = {**asdict(backbone_config), "checkpoint": None, "require_checkpoint": False}  # weights are in the export
     record = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,

@@ -85,6 +85,8 @@ class SceneBatcher:
 
     def __call__(self, source: Iterator[ParsedScene]) -> Iterator[MultiViewBatch]:
         rng = stage_rng(self.seed, self.epoch.get(), "views")
+        # its own stream, so turning pose noise on changes the poses and not which views, crops or scenes follow
+        noise_rng = stage_rng(self.seed, self.epoch.get(), "pose_noise")
         pending: list[DecodedScene] = []
         batch_views = self.views.num_views(rng, self.views.max_views)
         for scene in source:
@@ -107,11 +109,11 @@ class SceneBatcher:
                     earlier.truncate(num_views)
             pending.append(decoded)
             if len(pending) == self.batch_size:
-                yield self.collate(pending, rng)
+                yield self.collate(pending, noise_rng)
                 pending = []
                 batch_views = self.views.num_views(rng, self.views.max_views)
         if pending and self.partial:
-            yield self.collate(pending, rng)
+            yield self.collate(pending, noise_rng)
 
     def decode(self, scene: ParsedScene, view_ids: list[int], rng) -> DecodedScene:
         """Decode and fit the chosen views; raises ``ShardFormatError`` naming the broken member."""

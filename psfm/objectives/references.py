@@ -16,11 +16,16 @@ from psfm.types import MultiViewBatch
 
 
 def camera_distance(cam_to_world_a: torch.Tensor, cam_to_world_b: torch.Tensor) -> torch.Tensor:
-    """[..., A, 4, 4] and [..., B, 4, 4] -> [..., A, B]: translation distance + rotation angle (rad)."""
-    translation = torch.cdist(cam_to_world_a[..., :3, 3].float(), cam_to_world_b[..., :3, 3].float())
-    relative = cam_to_world_a[..., :, None, :3, :3].transpose(-1, -2) @ cam_to_world_b[..., None, :, :3, :3]
-    trace = relative.diagonal(dim1=-2, dim2=-1).sum(-1)
-    angle = torch.arccos(((trace - 1) / 2).clamp(-1.0, 1.0))
+    """[..., A, 4, 4] and [..., B, 4, 4] -> [..., A, B]: translation distance + rotation angle (rad).
+
+    Always float32, also under bf16/fp16 autocast: bf16 would blur angles by ~0.1 rad and pick wrong neighbours.
+    """
+    with torch.autocast(cam_to_world_a.device.type, enabled=False):
+        cam_to_world_a, cam_to_world_b = cam_to_world_a.float(), cam_to_world_b.float()
+        translation = torch.cdist(cam_to_world_a[..., :3, 3], cam_to_world_b[..., :3, 3])
+        relative = cam_to_world_a[..., :, None, :3, :3].transpose(-1, -2) @ cam_to_world_b[..., None, :, :3, :3]
+        trace = relative.diagonal(dim1=-2, dim2=-1).sum(-1)
+        angle = torch.arccos(((trace - 1) / 2).clamp(-1.0, 1.0))
     return translation + angle
 
 

@@ -22,6 +22,11 @@ from psfm.types import MultiViewBatch
 
 def build_encoder(backbone: BackboneConfig, encoder: EncoderConfig, attention: str = "auto") -> SpatialEncoder:
     """The network PSFM pretrains and ``psfm.load`` rebuilds: backbone + latent encoder."""
+    if backbone.require_checkpoint and not backbone.checkpoint:
+        raise ValueError(
+            "model.backbone.checkpoint is required by this experiment (a frozen backbone at random init "
+            "teaches nothing): pass model.backbone.checkpoint=/path/to/weights"
+        )
     options = {"img_size": backbone.img_size, "checkpoint": backbone.checkpoint, "frozen": backbone.frozen}
     if backbone.model_name is not None:
         options["model_name"] = backbone.model_name

@@ -9,12 +9,15 @@ from torch import nn
 
 from psfm.training.config import OptimConfig
 
+# learned token tables: ours (latent encoder) and timm ViTs' (class, register, distillation, mask tokens)
+LEARNED_TOKENS = (".queries", ".registers", ".cls_token", ".reg_token", ".dist_token", ".mask_token")
+
 
 def parameter_groups(named: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms, and learned tokens (1-D tensors or query/register tables)."""
+    """No weight decay on biases, norms, and learned tokens (1-D tensors, query/register tables, timm's tokens)."""
     decay, no_decay = [], []
     for name, param in named:
-        exempt = param.ndim <= 1 or name.endswith((".queries", ".registers")) or "pos_embed" in name
+        exempt = param.ndim <= 1 or name.endswith(LEARNED_TOKENS) or "pos_embed" in name
         (no_decay if exempt else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 

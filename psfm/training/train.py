@@ -19,7 +19,7 @@ from psfm.datamodules.datamodule import SceneDataModule
 from psfm.export import export_encoder
 from psfm.io import atomic_write_bytes
 from psfm.training.checkpointing import AtomicCheckpointIO, check_resumable
-from psfm.training.config import PretrainCommand, TrainerConfig
+from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
 
 log = logging.getLogger("psfm.pretrain")
@@ -66,7 +66,7 @@ def resolve_checkpoint(command: PretrainCommand, run_dir: Path) -> str | None:
 
 def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
     """Pretrain, checkpoint, export the encoder; returns the final logged metrics (floats)."""
-    command: PretrainCommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    command: PretrainCommand = command_from_config(cfg) if isinstance(cfg, DictConfig) else cfg
     run_dir = Path(command.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(command.seed, workers=True, verbose=False)

@@ -1,0 +1,302 @@
+"""Every objective x camera encoding x loss views, and every teacher, through ``PretrainModel``.
+
+Tiny everywhere: 32 px views (a 2 x 2 patch grid), one-layer 32-wide networks with two heads.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+import torch
+
+from psfm.objectives.field_decoder import CAMERA_ENCODINGS, FieldDecoder
+from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES
+from psfm.teachers.base import TEACHERS
+from psfm.training.config import (
+    BackboneConfig,
+    DecoderConfig,
+    EncoderConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    TeacherConfig,
+)
+from psfm.training.model import PretrainModel
+from psfm.types import MultiViewBatch
+from tests.conftest import make_batch
+
+FACTORY_MODULE = "psfm_test_objective_teacher"
+FACTORY_SOURCE = '''
+"""A user's own teacher factory: a strided conv feature map."""
+
+from torch import nn
+
+
+class TinyConv(nn.Module):
+    dim = 6
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 8, 8)
+
+    def forward(self, images):
+        return self.conv(images)
+
+
+def build():
+    return TinyConv()
+'''
+
+# options that build every registered teacher without files beyond installed packages
+TEACHER_CASES = {
+    "pixels": {"name": "pixels"},
+    "ema": {"name": "ema", "options": {"momentum": 0.9}},
+    "timm": {
+        "name": "timm",
+        "options": {
+            "model_name": "vit_small_patch16_224",
+            "img_size": 32,
+            "overrides": {"depth": 1, "embed_dim": 32, "num_heads": 2},
+        },
+    },
+    "efficientnet_lite0": {"name": "efficientnet_lite0", "options": {"img_size": 32, "layer": "stage2"}},
+    "module": {"name": "module", "options": {"factory": f"{FACTORY_MODULE}:build"}},
+}
+NEEDS_EXTERNAL_FILES: set[str] = set()  # a teacher that only runs with user weights goes here, with a reason
+
+
+@pytest.fixture
+def teacher_factory(tmp_path, monkeypatch) -> Iterator[str]:
+    (tmp_path / f"{FACTORY_MODULE}.py").write_text(textwrap.dedent(FACTORY_SOURCE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop(FACTORY_MODULE, None)
+    yield FACTORY_MODULE
+    sys.modules.pop(FACTORY_MODULE, None)
+
+
+def tiny_config(
+    objective: str = "psfm",
+    camera_encoding: str = "prope",
+    loss_views: str = "all",
+    teachers: dict | None = None,
+    trainable: bool = True,
+) -> ModelConfig:
+    return ModelConfig(
+        backbone=BackboneConfig(name="vit_test", img_size=32, overrides={"depth": 1, "embed_dim": 32}),
+        encoder=EncoderConfig(dim=32, depth=1, num_heads=2, num_latents=4, num_registers=1, trainable=trainable),
+        objective=ObjectiveConfig(
+            name=objective,
+            loss_views=loss_views,
+            decoder=DecoderConfig(depth=1, num_heads=2, camera_encoding=camera_encoding),
+        ),
+        teachers=teachers if teachers is not None else {"pixels": TeacherConfig("pixels")},
+    )
+
+
+def build(config: ModelConfig) -> PretrainModel:
+    torch.manual_seed(0)
+    return PretrainModel(config).train()
+
+
+def assert_trains(model: PretrainModel, batch: MultiViewBatch) -> dict[str, torch.Tensor]:
+    """One forward/backward: finite outputs, a non-zero gradient on every trainable parameter, none on teachers."""
+    out = model(batch)
+    for key, value in out.items():
+        assert torch.isfinite(value).all(), key
+    out["loss"].backward()
+    trainable = model.trainable_parameters()
+    assert trainable
+    for name, param in trainable:
+        assert param.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+    for name, param in model.teachers.named_parameters():
+        assert not param.requires_grad and param.grad is None, f"teacher parameter {name} was trained"
+    return out
+
+
+@pytest.mark.parametrize("loss_views", LOSS_VIEWS)
+@pytest.mark.parametrize("camera_encoding", CAMERA_ENCODINGS)
+@pytest.mark.parametrize("objective", OBJECTIVES.names())
+def test_every_objective_trains_every_parameter(objective, camera_encoding, loss_views):
+    teachers = {"pixels": {"name": "pixels"}, "ema": {"name": "ema", "weight": 0.5}}
+    model = build(tiny_config(objective, camera_encoding, loss_views, teachers))
+    batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
+
+    out = assert_trains(model, batch)
+
+    assert out["loss"].ndim == 0 and out["loss"].requires_grad
+    expected = out["pixels/loss"] + 0.5 * out["ema/loss"] + out["depth/loss"]
+    torch.testing.assert_close(out["loss"].detach(), expected)
+    for part in ("pixels/l1", "pixels/cosine", "ema/l1", "ema/cosine", "depth/abs_rel"):
+        assert part in out
+    if objective == "psfm":  # unseen views are scored beside the two non-learned references
+        for name in ("pixels", "ema"):
+            for key in ("target_loss", "ref_copy_nearest", "ref_mean_context"):
+                assert f"{name}/{key}" in out
+
+
+def test_every_registered_teacher_has_a_case():
+    assert set(TEACHERS.names()) == set(TEACHER_CASES) | NEEDS_EXTERNAL_FILES
+
+
+@pytest.mark.parametrize("teacher", sorted(TEACHER_CASES))
+def test_every_teacher_trains_the_student_and_stays_frozen(teacher, teacher_factory):
+    model = build(tiny_config(teachers={teacher: TEACHER_CASES[teacher]}))
+    frozen = {name: param.detach().clone() for name, param in model.teachers.named_parameters()}
+    batch = make_batch(batch_size=2, num_views=3, num_context=2, size=32)
+
+    out = assert_trains(model, batch)
+
+    assert math.isfinite(out[f"{teacher}/loss"].item()) and out[f"{teacher}/loss"] > 0
+    if teacher != "pixels":  # the only teacher without weights
+        assert frozen
+    for module in model.teachers[teacher].modules():
+        assert not module.training, f"{type(module).__name__} of the {teacher} teacher is in training mode"
+    for name, param in model.teachers.named_parameters():
+        assert torch.equal(param, frozen[name]), name
+
+
+def test_depth_probe_sends_no_gradient_into_the_decoder():
+    model = build(tiny_config())
+    batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32, with_depth=True)
+
+    def gradients(depth: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        model(replace(batch, depth=depth))["loss"].backward()
+        return {name: param.grad for name, param in model.named_parameters() if param.grad is not None}
+
+    with_depth, without_depth = gradients(batch.depth), gradients(None)
+
+    probe = [name for name in with_depth if name.startswith("objective.depth_probe.")]
+    assert probe and not any(name.startswith("objective.depth_probe.") for name in without_depth)
+    assert set(with_depth) - set(probe) == set(without_depth)
+    for name, grad in without_depth.items():  # decoder, heads and encoder: the probe changed nothing
+        torch.testing.assert_close(with_depth[name], grad, rtol=0, atol=0, msg=name)
+
+
+def test_psfm_refuses_unposed_scenes_and_per_view_accepts_them():
+    batch = make_batch(batch_size=2, num_views=3, num_context=2, size=32)
+    batch.has_pose = torch.tensor([True, False])
+    batch.cam_to_world[1] = torch.eye(4)
+
+    with pytest.raises(ValueError, match=r"scenes \['scene1'\].*objective=per_view"):
+        build(tiny_config("psfm"))(batch)
+    out = build(tiny_config("per_view"))(batch)
+    assert torch.isfinite(out["loss"])
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES.names())
+def test_loss_on_target_views_needs_target_views(objective):
+    batch = make_batch(batch_size=2, num_views=3, num_context=3, size=32)
+    assert batch.target_index.shape[1] == 0
+
+    out = build(tiny_config(objective, loss_views="all"))(batch)  # all views: fine, and no unseen-view metrics
+    assert torch.isfinite(out["loss"]) and not any("target_loss" in key or "/ref_" in key for key in out)
+    if objective == "psfm":
+        with pytest.raises(ValueError, match="loss_views=target but the batch has no target views"):
+            build(tiny_config(objective, loss_views="target"))(batch)
+
+
+def test_frozen_encoder_trains_only_decoder_and_heads():
+    model = build(tiny_config(trainable=False))
+    batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
+
+    assert_trains(model, batch)
+
+    names = [name for name, _ in model.trainable_parameters()]
+    assert names and all(name.startswith("objective.") for name in names)
+    assert any(name.startswith("objective.decoder.") for name in names)
+    for name, param in model.encoder.named_parameters():
+        assert not param.requires_grad and param.grad is None, name
+    assert any(name.startswith("encoder.backbone.") for name, _ in model.named_parameters())
+    assert any(name.startswith("encoder.latent.") for name, _ in model.named_parameters())
+
+
+def test_teacher_weights_must_name_known_teachers():
+    with pytest.raises(ValueError, match=r"teacher_weights names unknown teachers \['pixel'\]"):
+        OBJECTIVES.build("psfm", dim=32, teacher_dims={"pixels": 768}, teacher_weights={"pixel": 2.0})
+    with pytest.raises(ValueError, match="loss_views must be one of"):
+        OBJECTIVES.build("psfm", dim=32, teacher_dims={"pixels": 768}, loss_views="context")
+
+
+def test_psfm_synthesizes_targets_from_context_images_and_target_cameras():
+    """The encoder sees context views only; a target's features follow its camera, not its pixels."""
+    model = build(tiny_config("psfm", loss_views="target")).eval()
+    batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
+
+    def synthesize(changed: MultiViewBatch) -> torch.Tensor:
+        with torch.no_grad():
+            features, index = model.objective.synthesize(model.encoder, changed)
+        assert torch.equal(index, changed.target_index)
+        return features
+
+    features = synthesize(batch)
+    assert features.shape == (2, 2, 4, 32)
+
+    target = batch.target_index[0, 0].item()
+    repainted = batch.images.clone()
+    repainted[0, target] = 1 - repainted[0, target]
+    torch.testing.assert_close(synthesize(replace(batch, images=repainted)), features, rtol=0, atol=0)
+
+    context = batch.context_index[0, 1].item()
+    repainted = batch.images.clone()
+    repainted[0, context] = 1 - repainted[0, context]
+    assert not torch.allclose(synthesize(replace(batch, images=repainted))[0], features[0], atol=1e-4)
+
+    moved = batch.cam_to_world.clone()
+    moved[0, target, :3, 3] += torch.tensor([0.3, -0.2, 0.4])
+    after = synthesize(replace(batch, cam_to_world=moved))
+    assert not torch.allclose(after[0, 0], features[0, 0], atol=1e-4), "moving the target's camera changes nothing"
+    torch.testing.assert_close(after[0, 1:], features[0, 1:])  # other targets decode independently
+    torch.testing.assert_close(after[1], features[1])
+
+
+def test_per_view_ignores_poses():
+    model = build(tiny_config("per_view")).eval()
+    batch = make_batch(batch_size=2, num_views=3, num_context=2, size=32)
+    moved = batch.cam_to_world.clone()
+    moved[:, 1:, :3, 3] += 0.5
+
+    with torch.no_grad():
+        features, index = model.objective.synthesize(model.encoder, batch)
+        again, _ = model.objective.synthesize(model.encoder, replace(batch, cam_to_world=moved))
+
+    assert features.shape == (2, 3, 4, 32) and torch.equal(index, torch.arange(3).expand(2, -1))
+    torch.testing.assert_close(again, features, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("camera_encoding", CAMERA_ENCODINGS)
+def test_decoder_output_of_a_view_follows_its_own_pose(camera_encoding):
+    torch.manual_seed(0)
+    decoder = FieldDecoder(dim=32, depth=1, num_heads=2, camera_encoding=camera_encoding).eval()
+    batch = make_batch(batch_size=1, num_views=3, size=32)
+    latents = torch.randn(1, 4, 32)
+
+    def decode(cam_to_world: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return decoder(latents, batch.intrinsics, cam_to_world, (2, 2), (32, 32))
+
+    features = decode(batch.cam_to_world)
+    assert features.shape == (1, 3, 4, 32)
+    for change in ("rotate", "translate"):
+        moved = batch.cam_to_world.clone()
+        if change == "rotate":
+            moved[0, 2, :3, :3] = moved[0, 2, :3, :3] @ torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0, 0, 1.0]])
+        else:
+            moved[0, 2, :3, 3] += torch.tensor([0.5, 0.0, -0.3])
+        after = decode(moved)
+        assert not torch.allclose(after[0, 2], features[0, 2], atol=1e-4), change
+        torch.testing.assert_close(after[0, :2], features[0, :2])
+
+
+def test_decoder_refuses_bad_settings():
+    with pytest.raises(ValueError, match="camera_encoding must be one of"):
+        FieldDecoder(dim=32, depth=1, num_heads=2, camera_encoding="sinusoid")
+    with pytest.raises(ValueError, match=r"prope needs >= 8 channels per head, got 4"):
+        FieldDecoder(dim=32, depth=1, num_heads=8, camera_encoding="prope")
+    FieldDecoder(dim=32, depth=1, num_heads=8, camera_encoding="plucker")  # plain attention: any head width
