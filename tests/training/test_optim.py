@@ -82,8 +82,10 @@ def test_no_decay_on_biases_norms_learned_tokens_and_position_embeddings():
 
 
 def test_learned_tokens_of_timm_backbones_are_exempt_too():
-    table = torch.nn.Parameter(torch.zeros(1, 4, 8))
-    named = [(f"encoder.backbone.model.{name}", table) for name in ("reg_token", "dist_token", "mask_token")]
+    named = [
+        (f"encoder.backbone.model.{name}", torch.nn.Parameter(torch.zeros(1, 4, 8)))
+        for name in ("reg_token", "dist_token", "mask_token")
+    ]
     named.append(("objective.decoder.ray_embed.weight", torch.nn.Parameter(torch.zeros(8, 3))))
 
     decay, no_decay = parameter_groups(named, weight_decay=0.1)
@@ -104,5 +106,5 @@ def test_build_optimizer_applies_the_schedule_per_step():
 
     assert rates[:3] == pytest.approx([0.005, 0.01, 0.01])
     assert rates[6:] == pytest.approx([0.001, 0.001])
-    assert [group["lr"] for group in optimizer.param_groups][0] == optimizer.param_groups[1]["lr"]
+    assert optimizer.param_groups[0]["lr"] == optimizer.param_groups[1]["lr"]  # both groups follow the schedule
     assert isinstance(optimizer, torch.optim.AdamW)
