@@ -73,8 +73,10 @@ class PSFMObjective(nn.Module):
         if self.loss_views == "target" and batch.target_index.shape[1] == 0:
             raise ValueError("loss_views=target but the batch has no target views (raise views.max_views)")
 
-    def synthesize(self, encoder: SpatialEncoder, batch: MultiViewBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder features [B, K, N, D] of the views the loss covers, and their indices [B, K] into V."""
+    def synthesize(
+        self, encoder: SpatialEncoder, batch: MultiViewBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Decoder features [B, K, N, D] of the views the loss covers, their indices [B, K] into V, the patch grid."""
         context = encoder.encode_views(batch.gather_views(batch.context_index, batch.images))
         latents = encoder.encode_tokens(context).latents
         if self.loss_views == "all":
@@ -88,7 +90,7 @@ class PSFMObjective(nn.Module):
             context.grid,
             tuple(batch.images.shape[-2:]),
         )
-        return features, index
+        return features, index, context.grid
 
     # ----------------------------------------------------------------------------------------------
     def forward(
@@ -96,8 +98,7 @@ class PSFMObjective(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Returns ``loss`` (what the optimizer minimizes) and detached parts for logging."""
         self.check(batch)
-        features, index = self.synthesize(encoder, batch)  # B K N D
-        grid = _grid(batch, encoder)
+        features, index, grid = self.synthesize(encoder, batch)  # B K N D
         out: dict[str, torch.Tensor] = {}
         total = features.new_zeros(())
         for name, teacher in teachers.items():
@@ -147,7 +148,9 @@ class PerViewObjective(PSFMObjective):
     def check(self, batch: MultiViewBatch) -> None:
         return None
 
-    def synthesize(self, encoder: SpatialEncoder, batch: MultiViewBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def synthesize(
+        self, encoder: SpatialEncoder, batch: MultiViewBatch
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         views = encoder.encode_views(batch.images)  # B V N Db
         single = PatchTokens(views.tokens.flatten(0, 1)[:, None], views.grid)  # (B V) 1 N Db
         latents = encoder.encode_tokens(single).latents
@@ -156,15 +159,10 @@ class PerViewObjective(PSFMObjective):
             latents, batch.intrinsics.flatten(0, 1)[:, None], identity, views.grid, tuple(batch.images.shape[-2:])
         )
         index = torch.arange(batch.num_views, device=latents.device).expand(batch.batch_size, -1)
-        return features.squeeze(1).unflatten(0, (batch.batch_size, batch.num_views)), index
+        return features.squeeze(1).unflatten(0, (batch.batch_size, batch.num_views)), index, views.grid
 
     def _target_metrics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         return {}
-
-
-def _grid(batch: MultiViewBatch, encoder: SpatialEncoder) -> tuple[int, int]:
-    patch = encoder.backbone.patch_size
-    return batch.images.shape[-2] // patch, batch.images.shape[-1] // patch
 
 
 OBJECTIVES: Registry[PSFMObjective] = Registry("objective")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict
 
 import lightning as L
 import torch
 from omegaconf import OmegaConf
+from timm.models.vision_transformer import Block as TimmBlock
 
 from psfm.layers.transformer import Block
 from psfm.training.config import ModelConfig, OptimConfig
 from psfm.training.model import PretrainModel
 from psfm.training.optim import build_optimizer
 from psfm.types import MultiViewBatch
+
+# the units FSDP2 shards and torch.compile compiles: ours and timm's backbone blocks
+TRANSFORMER_BLOCKS = (Block, TimmBlock)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -48,11 +51,10 @@ class PretrainModule(L.LightningModule):
             self._shard()
         if self.compile_blocks:
             for module in self.model.modules():
-                if isinstance(module, Block) or type(module).__name__ == "Block":
+                if isinstance(module, TRANSFORMER_BLOCKS):
                     module.compile()
 
     def _shard(self) -> None:
-        from timm.models.vision_transformer import Block as TimmBlock
         from torch.distributed.fsdp import fully_shard
 
         mesh = self.device_mesh["data_parallel"]
@@ -61,7 +63,7 @@ class PretrainModule(L.LightningModule):
         encoder = self.model.encoder
         for part in (encoder.backbone, encoder.latent, self.model.objective):
             for module in part.modules():
-                if isinstance(module, Block | TimmBlock) and any(p.requires_grad for p in module.parameters()):
+                if isinstance(module, TRANSFORMER_BLOCKS) and any(p.requires_grad for p in module.parameters()):
                     fully_shard(module, mesh=mesh)
             fully_shard(part, mesh=mesh)
 
@@ -140,8 +142,3 @@ def _to_config(schema, values):
         return values
     merged = OmegaConf.merge(OmegaConf.structured(schema), values)
     return OmegaConf.to_object(merged)
-
-
-def config_dict(config) -> dict:
-    """Dataclass -> plain dict for ``save_hyperparameters``."""
-    return asdict(config) if not isinstance(config, dict) else config

@@ -231,7 +231,7 @@ def test_psfm_synthesizes_targets_from_context_images_and_target_cameras():
 
     def synthesize(changed: MultiViewBatch) -> torch.Tensor:
         with torch.no_grad():
-            features, index = model.objective.synthesize(model.encoder, changed)
+            features, index, _ = model.objective.synthesize(model.encoder, changed)
         assert torch.equal(index, changed.target_index)
         return features
 
@@ -263,8 +263,8 @@ def test_per_view_ignores_poses():
     moved[:, 1:, :3, 3] += 0.5
 
     with torch.no_grad():
-        features, index = model.objective.synthesize(model.encoder, batch)
-        again, _ = model.objective.synthesize(model.encoder, replace(batch, cam_to_world=moved))
+        features, index, _ = model.objective.synthesize(model.encoder, batch)
+        again, _, _ = model.objective.synthesize(model.encoder, replace(batch, cam_to_world=moved))
 
     assert features.shape == (2, 3, 4, 32) and torch.equal(index, torch.arange(3).expand(2, -1))
     torch.testing.assert_close(again, features, rtol=0, atol=0)
