@@ -10,6 +10,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("psfm.commands.world", "render the procedural multi-view world into train/val scene shards"),
     "shards": ("psfm.commands.shards", "verify and summarize a shard set, then stream batches through the loader"),
+    "qa": ("psfm.commands.qa", "generate spatial questions with exact answers for a shard set (QA shards + JSONL)"),
+    "eval": ("psfm.commands.eval", "score predictions on spatial questions: accuracy, MRA, baselines, bootstrap CIs"),
     "pretrain": ("psfm.commands.pretrain", "pretrain a spatial encoder with PSFM (default: world_tiny on CPU)"),
 }
 
@@ -24,6 +26,7 @@ Commands:
 Start here:
   psfm world                    # write the embedded procedural world to data/world/{{train,val}}
   psfm shards                   # check it and stream MultiViewBatches through the loader
+  psfm qa                       # spatial questions with exact answers for data/world/val -> data/qa/val
   psfm pretrain                 # pretrain the encoder on it (world_tiny: minutes on 2 CPU cores)
 
 Every command also takes Hydra's flags: --cfg job (print the resolved config), --multirun, -cd DIR.

@@ -16,7 +16,8 @@ A WebDataset shard is a plain tar. One sample is one scene; its members share th
      "views": [{"image": "000.rgb.jpg", "depth": "000.depth.png" | null, "mask": "000.mask.png" | null,
                 "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
                 "cam_to_world": 4x4 OpenCV camera-to-world | null}, ...],
-     "objects": [...] | null, "room": {...} | null}
+     "objects": [...] | null, "room": {...} | null,
+     "qa": {"version": 1, "questions": [...], ...} }   # optional, written by `psfm qa`
 
 Keys contain no dots, slashes or ``..`` (WebDataset splits the key at the first dot, and a key is
 never a path). Nothing in a shard is ever unpickled: only the member suffixes above are accepted.
@@ -37,6 +38,8 @@ METRIC_SCALES = ("gt", "sensor_depth", "none")
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")  # used with fullmatch: "$" would admit a trailing newline
 VIEW_MEMBER_PATTERN = re.compile(r"(?P<view>[0-9]{3})\.(?P<kind>rgb\.jpg|rgb\.png|depth\.png|mask\.png)")
 META_MEMBER = "meta.json"
+QA_VERSION = 1
+QA_FORMATS = ("free_form", "multiple_choice", "yes_no")
 
 
 class ShardFormatError(ValueError):
@@ -144,6 +147,40 @@ def _validate_view(view: Any, index: int, members: set[str] | None, where: str) 
     return ViewMeta(image, intrinsics, cam_to_world, names["depth"], names["mask"])
 
 
+def validate_qa(qa: Any, num_views: int, where: str = "sample") -> None:
+    """Check the optional ``qa`` field of ``meta.json`` (spatial questions attached by ``psfm qa``).
+
+    Checks the structure every consumer relies on: known version, and per question an id, task,
+    format, text and answer, view indices that exist, and for multiple choice an answer letter
+    among its options.
+
+    Raises:
+        ShardFormatError: naming ``where`` and the offending field.
+    """
+    if not isinstance(qa, dict):
+        raise ShardFormatError(f"{where}: field 'qa' must be an object")
+    version = _require(qa, "version", int, f"{where} qa")
+    if version != QA_VERSION:
+        raise ShardFormatError(f"{where}: qa version {version} is not supported (this psfm reads {QA_VERSION})")
+    questions = _require(qa, "questions", list, f"{where} qa")
+    for index, question in enumerate(questions):
+        field_prefix = f"qa.questions[{index}]"
+        if not isinstance(question, dict):
+            raise ShardFormatError(f"{where}: field '{field_prefix}' must be an object")
+        for name in ("id", "task", "question", "answer"):
+            _require(question, name, str, f"{where} {field_prefix}")
+        if question.get("format") not in QA_FORMATS:
+            raise ShardFormatError(f"{where}: field '{field_prefix}.format' must be one of {QA_FORMATS}")
+        views = _require(question, "views", list, f"{where} {field_prefix}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < num_views for v in views):
+            raise ShardFormatError(f"{where}: field '{field_prefix}.views' names a view the scene lacks")
+        if question["format"] == "multiple_choice":
+            choices = question.get("choices")
+            letters = tuple("ABCDEFGH"[: len(choices)]) if isinstance(choices, list) else ()
+            if question["answer"] not in letters:
+                raise ShardFormatError(f"{where}: field '{field_prefix}.answer' is not one of its choices' letters")
+
+
 def validate_meta(record: Any, members: set[str] | None = None, where: str = "sample") -> SceneMeta:
     """Check a decoded ``meta.json`` against the format and return it typed.
 
@@ -180,6 +217,8 @@ def validate_meta(record: Any, members: set[str] | None = None, where: str = "sa
     typed_views = tuple(_validate_view(view, i, members, where) for i, view in enumerate(views))
     if pose_source != "none" and any(view.cam_to_world is None for view in typed_views):
         raise ShardFormatError(f"{where}: pose_source is {pose_source!r} but some views have no 'cam_to_world'")
+    if record.get("qa") is not None:
+        validate_qa(record["qa"], len(typed_views), where)
     return SceneMeta(scene_id, (size[0], size[1]), pose_source, metric_scale, typed_views, record)
 
 

@@ -1,0 +1,105 @@
+"""A scene's 3D facts: the objects, cameras and room the question templates reason about.
+
+Facts come from ground truth (``psfm.qa.sources``: world scenes, shard ``meta.json`` objects in the
+common oriented-box format) or from estimation (``psfm.qa.lifting``). Either way they live in one
+frame: metric, z up, floor at z = 0, so "above", "height" and "floor area" need no further context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from psfm.qa.polygons import polygon_area
+from psfm.worlds.scene import OrientedBox
+
+GROUND_TRUTH = "gt"
+LIFTED = "lifted"
+
+
+@dataclass(frozen=True)
+class ObjectFact:
+    """One object: its label, its box, and how much of it each view shows.
+
+    Attributes:
+        instance_id: the object's id in the instance masks (for lifted objects: the majority id of its
+            points, kept for evaluation only; questions never depend on it).
+        category: class name, e.g. ``"crate"``.
+        color: colour name, or None when unknown (then the object cannot be named uniquely).
+        box: gravity-aligned box in the facts frame.
+        supported_by: instance id it rests on (0 = floor), None when unknown.
+        confidence: 1 for ground truth; the lifting gate's score otherwise.
+        pixels_per_view: [V] visible pixels in each view; empty when no masks were available.
+    """
+
+    instance_id: int
+    category: str
+    color: str | None
+    box: OrientedBox
+    supported_by: int | None = None
+    confidence: float = 1.0
+    pixels_per_view: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> tuple[str | None, str]:
+        return (self.color, self.category)
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.asarray(self.box.center, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CameraFact:
+    """One view's camera in the facts frame: ``intrinsics`` [3, 3] pixels, ``cam_to_world`` [4, 4] OpenCV."""
+
+    intrinsics: np.ndarray
+    cam_to_world: np.ndarray
+    height: int
+    width: int
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.cam_to_world[:3, 3]
+
+
+@dataclass(frozen=True)
+class SceneFacts:
+    """Everything the templates may use about one scene.
+
+    Attributes:
+        scene_id: the shard key.
+        objects: the objects (possibly with duplicate labels; templates refer only to unique ones).
+        cameras: the views in capture order (appearance-order questions rely on that order).
+        floor_polygon: [P, 2] counter-clockwise floor footprint, None when unknown.
+        source: ``"gt"`` or ``"lifted"``.
+        metric_scale: where metres come from (``gt``, ``sensor_depth``, ``depth_model:<name>``, ``none``).
+        depths: optional per-view [H, W] z-depth in metres (0 = unknown), for point-level questions.
+        masks: optional per-view [H, W] instance ids, for point-level questions.
+    """
+
+    scene_id: str
+    objects: tuple[ObjectFact, ...]
+    cameras: tuple[CameraFact, ...]
+    floor_polygon: np.ndarray | None
+    source: str
+    metric_scale: str
+    depths: tuple[np.ndarray, ...] | None = None
+    masks: tuple[np.ndarray, ...] | None = None
+
+    @property
+    def floor_area(self) -> float | None:
+        return None if self.floor_polygon is None else abs(polygon_area(self.floor_polygon))
+
+    def object(self, instance_id: int) -> ObjectFact | None:
+        return next((o for o in self.objects if o.instance_id == instance_id), None)
+
+
+def pixel_counts(
+    masks: list[np.ndarray] | tuple[np.ndarray, ...], instance_ids: list[int]
+) -> dict[int, tuple[int, ...]]:
+    """Visible pixels of each instance in each view: ``{id: (count in view 0, count in view 1, ...)}``."""
+    largest = max(instance_ids, default=0)
+    per_view = [np.bincount(np.asarray(m, dtype=np.int64).ravel(), minlength=largest + 1) for m in masks]
+    return {i: tuple(int(counts[i]) if i < len(counts) else 0 for counts in per_view) for i in instance_ids}

@@ -1,0 +1,116 @@
+"""Bad input is skipped and counted with a reason, never a crash and never a wrong answer."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+
+from psfm.qa.config import GenerationConfig
+from psfm.qa.context import build_context
+from psfm.qa.generate import generate_questions
+from psfm.qa.reasons import SkipLog
+from psfm.qa.sources import facts_from_meta
+
+CONFIG = GenerationConfig(per_task=4, per_scene=1000)
+
+
+def meta_of(scene, views=None) -> dict:
+    """A shard-style meta.json record of a world scene."""
+    return {
+        "scene_id": scene.scene_id,
+        "image_size": [scene.cameras[0].height, scene.cameras[0].width],
+        "pose_source": "gt",
+        "metric_scale": "gt",
+        "views": [
+            {"intrinsics": c.intrinsics.tolist(), "cam_to_world": c.cam_to_world.tolist()} for c in scene.cameras
+        ],
+        "objects": [o.to_json() for o in scene.objects],
+        "room": scene.room.to_json(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda box: box.update(axes_lengths=[0.0, 0.3, 0.3]), "box_degenerate"),
+        (lambda box: box.update(centroid=[float("nan"), 0.0, 0.0]), "box_not_finite"),
+        (lambda box: box.update(centroid="here"), "box_not_finite"),
+        (lambda box: box.update(normalized_axes=[[1, 0, 0], [0, 0.7071, 0.7071], [0, -0.7071, 0.7071]]),
+         "box_not_gravity_aligned"),
+        (lambda box: box.update(normalized_axes=[[2, 0, 0], [0, 1, 0], [0, 0, 1]]), "box_axes_not_orthonormal"),
+    ],
+)  # fmt: skip
+def test_degenerate_boxes_are_dropped_with_their_reason(damage, reason, world_scenes):
+    scene, views, _ = world_scenes[0]
+    meta = meta_of(scene)
+    damage(meta["objects"][0]["box"])
+    skips = SkipLog()
+    facts = facts_from_meta(meta, skips, [v.instance for v in views], [v.depth for v in views])
+    assert skips.counts[reason] == 1
+    assert scene.objects[0].instance_id not in {o.instance_id for o in facts.objects}
+    assert len(facts.objects) == len(scene.objects) - 1
+    generate_questions(facts, CONFIG, skips)  # and generation still runs
+
+
+def test_objects_without_category_or_with_repeated_ids_are_dropped(world_scenes):
+    scene, _, _ = world_scenes[0]
+    meta = meta_of(scene)
+    meta["objects"][0]["category"] = ""
+    meta["objects"].append(copy.deepcopy(meta["objects"][1]))
+    skips = SkipLog()
+    facts = facts_from_meta(meta, skips)
+    assert skips.counts["object_without_category"] == 1 and skips.counts["object_bad_instance_id"] == 1
+    assert len(facts.objects) == len(scene.objects) - 1
+
+
+def test_duplicate_labels_are_never_named(world_scenes):
+    scene, views, facts = world_scenes[1]
+    twin = replace(facts.objects[1], color=facts.objects[0].color, category=facts.objects[0].category)
+    doubled = replace(facts, objects=(facts.objects[0], twin, *facts.objects[2:]))
+    skips = SkipLog()
+    context = build_context(doubled, CONFIG, skips)
+    assert skips.counts["duplicate_label"] == 2
+    assert facts.objects[0].instance_id not in context.named and twin.instance_id not in context.named
+    for question in generate_questions(doubled, CONFIG):
+        named = set(question.spec["objects"])
+        assert not named & {facts.objects[0].instance_id, twin.instance_id}, question.question
+
+
+def test_a_scene_without_floor_asks_no_room_size(world_scenes):
+    scene, views, _ = world_scenes[0]
+    meta = meta_of(scene)
+    meta["room"] = None
+    skips = SkipLog()
+    facts = facts_from_meta(meta, skips, [v.instance for v in views])
+    assert skips.counts["scene_without_floor"] == 1
+    questions = generate_questions(facts, CONFIG, skips)
+    assert questions and not any(q.task == "room_size" for q in questions)
+    assert skips.counts["room_size/scene_without_floor"] == 1
+
+
+def test_no_metric_scale_means_no_metric_numbers(world_scenes):
+    scene, views, _ = world_scenes[0]
+    meta = meta_of(scene)
+    meta["metric_scale"] = "none"
+    skips = SkipLog()
+    questions = generate_questions(facts_from_meta(meta, skips, [v.instance for v in views]), CONFIG, skips)
+    assert questions and all(q.unit not in ("m", "cm", "m2") for q in questions)
+    assert any(reason.endswith("/no_metric_scale") for reason in skips.counts)
+
+
+def test_unposed_scenes_get_only_pose_free_questions(world_scenes):
+    scene, views, _ = world_scenes[0]
+    meta = meta_of(scene)
+    meta["pose_source"] = "none"
+    skips = SkipLog()
+    questions = generate_questions(facts_from_meta(meta, skips, [v.instance for v in views]), CONFIG, skips)
+    assert questions and not any(q.family == "camera" or q.task in ("left_right", "depth_order") for q in questions)
+
+
+def test_a_scene_with_no_objects_still_yields_camera_questions(world_scenes):
+    _, _, facts = world_scenes[0]
+    questions = generate_questions(replace(facts, objects=()), CONFIG)
+    assert questions and {q.family for q in questions} <= {"camera", "hispatial", "vsibench"}
+    assert all(not q.spec["objects"] for q in questions)
