@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from psfm.cli import COMMANDS, main
+from psfm.typed_config import UnknownConfigKeyError
 
 
 def test_overview_lists_every_command(capsys):
@@ -34,6 +36,24 @@ def test_command_help_and_misspelled_keys(command, tmp_path):
 def compose_command(name: str, overrides: list[str]):
     with initialize_config_module("psfm.configs", version_base="1.3"):
         return compose(name, overrides=overrides)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_plus_prefixed_typo_is_refused_before_any_work(command, tmp_path):
+    """``+key=value`` passes Hydra's struct check; every command must still refuse the key by name."""
+    module = importlib.import_module(COMMANDS[command][0])
+    required = ["predictions=none.jsonl"] if command == "eval" else []
+    cfg = compose_command(command, [*required, "+trainer_typo.max_stepz=3"])
+    with pytest.raises(UnknownConfigKeyError, match="trainer_typo"):
+        module.run(cfg)
+
+
+def test_plus_prefixed_typo_exits_with_one_line(tmp_path):
+    wrong = subprocess.run(
+        [sys.executable, "-m", "psfm.cli", "world", "+scenes.trian=3"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
+    assert "psfm world: unknown config key(s) ['scenes.trian']; SplitSizes has: train, val" in wrong.stderr
 
 
 def test_world_then_shards_end_to_end(tmp_path):

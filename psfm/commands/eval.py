@@ -18,6 +18,7 @@ from psfm.qa.parsing import MODES
 from psfm.qa.predictions import load_predictions, load_questions
 from psfm.qa.scoring import score_all
 from psfm.qa.summary import summarize
+from psfm.typed_config import to_command
 
 log = logging.getLogger("psfm.eval")
 
@@ -80,7 +81,7 @@ def _numeric_table(metrics: dict[str, float], problems: Counter) -> Table:
 
 def run(cfg: DictConfig | EvalCommand) -> dict[str, float]:
     """Score ``predictions`` against ``questions``; returns the flat metrics dict (``psfm.qa.summary``)."""
-    command: EvalCommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    command: EvalCommand = to_command(cfg)
     if command.parse not in MODES:
         raise ValueError(f"parse={command.parse!r}; use one of {MODES}")
     problems: Counter = Counter()

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from psfm.training.config import PretrainCommand
 from psfm.training.train import train
+from psfm.typed_config import UnknownConfigKeyError
 
 log = logging.getLogger("psfm.pretrain")
 
@@ -37,4 +38,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path="pkg://psfm.configs", config_name="pretrain", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        run(cfg)
+    except UnknownConfigKeyError as error:
+        raise SystemExit(f"psfm pretrain: {error}") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +17,7 @@ from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.inspect import inspect_shards
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.writer import MANIFEST_NAME, verify_shards
+from psfm.typed_config import UnknownConfigKeyError, to_command
 
 log = logging.getLogger("psfm.shards")
 
@@ -49,7 +50,7 @@ def _summary_table(data: str, report, problems: list[str]) -> Table:
 
 def run(cfg: DictConfig | ShardsCommand) -> dict[str, float]:
     """Returns counts and loader throughput (scenes/s, views/s) for tests and logs."""
-    command: ShardsCommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    command: ShardsCommand = to_command(cfg)
     console = Console()
     shards = resolve_shards(command.data)
     problems = verify_shards(command.data) if command.verify and (Path(command.data) / MANIFEST_NAME).exists() else []
@@ -86,6 +87,9 @@ def run(cfg: DictConfig | ShardsCommand) -> dict[str, float]:
 
 @hydra.main(config_path="pkg://psfm.configs", config_name="shards", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    metrics = run(cfg)
-    if metrics["skipped"] or metrics["checksum_problems"]:
-        raise SystemExit(1)
+    try:
+        metrics = run(cfg)
+        if metrics["skipped"] or metrics["checksum_problems"]:
+            raise SystemExit(1)
+    except UnknownConfigKeyError as error:
+        raise SystemExit(f"psfm shards: {error}") from None

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from psfm.typed_config import UnknownConfigKeyError, to_command
 from psfm.worlds.generate import generate_world
 from psfm.worlds.sampler import WorldConfig
 
@@ -40,7 +41,7 @@ ConfigStore.instance().store(name="world_schema", node=WorldCommand)
 
 def run(cfg: DictConfig | WorldCommand) -> dict[str, float]:
     """Generate every split; returns scenes written and the rate, per split."""
-    command: WorldCommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    command: WorldCommand = to_command(cfg)
     world = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in vars(command.world).items()})
     metrics = {}
     for split, count in vars(command.scenes).items():
@@ -71,4 +72,7 @@ def run(cfg: DictConfig | WorldCommand) -> dict[str, float]:
 
 @hydra.main(config_path="pkg://psfm.configs", config_name="world", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    try:
+        run(cfg)
+    except UnknownConfigKeyError as error:
+        raise SystemExit(f"psfm world: {error}") from None

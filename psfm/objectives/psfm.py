@@ -70,8 +70,17 @@ class PSFMObjective(nn.Module):
                 f"PSFM needs camera poses (gt, colmap or predicted) to place target views, but scenes {missing} "
                 "have pose source 'none'. Add poses to those shards, or train with objective=per_view."
             )
+        self._check_loss_views(batch)
+
+    def _check_loss_views(self, batch: MultiViewBatch) -> None:
         if self.loss_views == "target" and batch.target_index.shape[1] == 0:
             raise ValueError("loss_views=target but the batch has no target views (raise views.max_views)")
+
+    def loss_index(self, batch: MultiViewBatch) -> torch.Tensor:
+        """Indices [B, K] into V of the views the loss covers: every view, or the target views only."""
+        if self.loss_views == "all":
+            return torch.arange(batch.num_views, device=batch.images.device).expand(batch.batch_size, -1)
+        return batch.target_index
 
     def synthesize(
         self, encoder: SpatialEncoder, batch: MultiViewBatch
@@ -79,10 +88,7 @@ class PSFMObjective(nn.Module):
         """Decoder features [B, K, N, D] of the views the loss covers, their indices [B, K] into V, the patch grid."""
         context = encoder.encode_views(batch.gather_views(batch.context_index, batch.images))
         latents = encoder.encode_tokens(context).latents
-        if self.loss_views == "all":
-            index = torch.arange(batch.num_views, device=latents.device).expand(batch.batch_size, -1)
-        else:
-            index = batch.target_index
+        index = self.loss_index(batch)
         features = self.decoder(
             latents,
             batch.gather_views(index, batch.intrinsics),
@@ -142,24 +148,24 @@ class PerViewObjective(PSFMObjective):
     """Baseline: each view is encoded alone and decoded as itself (identity pose): no cross-view synthesis.
 
     Same encoder, decoder, heads and losses as PSFM, so the comparison isolates the objective.
-    Needs no poses.
+    Needs no poses. ``loss_views`` picks the views encoded and reconstructed (every view, or the
+    target views only); context/target carries no other meaning here.
     """
 
     def check(self, batch: MultiViewBatch) -> None:
-        return None
+        self._check_loss_views(batch)
 
     def synthesize(
         self, encoder: SpatialEncoder, batch: MultiViewBatch
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-        views = encoder.encode_views(batch.images)  # B V N Db
-        single = PatchTokens(views.tokens.flatten(0, 1)[:, None], views.grid)  # (B V) 1 N Db
+        index = self.loss_index(batch)  # B K
+        views = encoder.encode_views(batch.gather_views(index, batch.images))  # B K N Db
+        single = PatchTokens(views.tokens.flatten(0, 1)[:, None], views.grid)  # (B K) 1 N Db
         latents = encoder.encode_tokens(single).latents
         identity = torch.eye(4, device=latents.device).expand(latents.shape[0], 1, 4, 4)
-        features = self.decoder(
-            latents, batch.intrinsics.flatten(0, 1)[:, None], identity, views.grid, tuple(batch.images.shape[-2:])
-        )
-        index = torch.arange(batch.num_views, device=latents.device).expand(batch.batch_size, -1)
-        return features.squeeze(1).unflatten(0, (batch.batch_size, batch.num_views)), index, views.grid
+        intrinsics = batch.gather_views(index, batch.intrinsics).flatten(0, 1)[:, None]
+        features = self.decoder(latents, intrinsics, identity, views.grid, tuple(batch.images.shape[-2:]))
+        return features.squeeze(1).unflatten(0, tuple(index.shape)), index, views.grid
 
     def _target_metrics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         return {}

@@ -7,12 +7,13 @@ Groups mirror the packages: ``model.backbone`` (``psfm.encoders.backbones``), ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from psfm.datamodules.datamodule import DataModuleConfig
+from psfm.typed_config import to_command
 
 
 @dataclass
@@ -164,26 +165,6 @@ class PretrainCommand:
     datamodule: DataModuleConfig = field(default_factory=DataModuleConfig)
 
 
-def reject_unknown_keys(node: DictConfig, path: str = "") -> None:
-    """Raise on keys a schema node does not declare, naming them.
-
-    ``+model.encoder.dimm=3`` (Hydra's own hint for a misspelled key) slips a key past the struct check,
-    and ``OmegaConf.to_object`` would then drop it without a word. Untyped dicts (teachers, overrides) pass.
-    """
-    schema = OmegaConf.get_type(node)
-    if is_dataclass(schema):
-        declared = {item.name for item in fields(schema)}
-        unknown = [f"{path}{key}" for key in node if key not in declared]
-        if unknown:
-            raise ValueError(f"unknown config key(s) {unknown}; {schema.__name__} has: {', '.join(sorted(declared))}")
-    for key in node:
-        if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, key):
-            child = node[key]
-            if isinstance(child, DictConfig):
-                reject_unknown_keys(child, f"{path}{key}.")
-
-
 def command_from_config(cfg: DictConfig) -> PretrainCommand:
     """The composed Hydra config as a typed ``PretrainCommand``, refusing keys the schema lacks."""
-    reject_unknown_keys(cfg)
-    return OmegaConf.to_object(cfg)
+    return to_command(cfg)

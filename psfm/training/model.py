@@ -82,6 +82,18 @@ class PretrainModel(nn.Module):
             if param.requires_grad and not name.startswith("teachers.")
         ]
 
+    def clip_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters in groups whose gradient norms are clipped apart.
+
+        The depth probe learns from detached features, so it is a passenger: its gradients (large
+        early on, when it is far from the depth scale) must not scale down the encoder's and
+        decoder's through one shared global norm.
+        """
+        groups: dict[str, list[nn.Parameter]] = {"model": [], "depth_probe": []}
+        for name, param in self.trainable_parameters():
+            groups["depth_probe" if name.startswith("objective.depth_probe.") else "model"].append(param)
+        return {key: params for key, params in groups.items() if params}
+
     def forward(self, batch: MultiViewBatch) -> dict[str, torch.Tensor]:
         return self.objective(self.encoder, batch, dict(self.teachers.items()))
 

@@ -71,6 +71,17 @@ class PretrainModule(L.LightningModule):
         optimizer, schedule = build_optimizer(self.model.trainable_parameters(), self.optim_config, self.total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip each of ``PretrainModel.clip_groups`` to ``gradient_clip_val`` on its own; log the model's norm.
+
+        Lightning has already unscaled fp16 gradients when it calls this hook.
+        """
+        if not gradient_clip_val:
+            return
+        for name, params in self.model.clip_groups().items():
+            norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+            self.log(f"train/grad_norm/{name}", norm, on_step=True, on_epoch=False)
+
     # steps -----------------------------------------------------------------------------------------
     def on_train_batch_start(self, batch: MultiViewBatch, batch_idx: int) -> None:
         self._step_started = time.perf_counter()

@@ -197,9 +197,8 @@ def test_loss_on_target_views_needs_target_views(objective):
 
     out = build(tiny_config(objective, loss_views="all"))(batch)  # all views: fine, and no unseen-view metrics
     assert torch.isfinite(out["loss"]) and not any("target_loss" in key or "/ref_" in key for key in out)
-    if objective == "psfm":
-        with pytest.raises(ValueError, match="loss_views=target but the batch has no target views"):
-            build(tiny_config(objective, loss_views="target"))(batch)
+    with pytest.raises(ValueError, match="loss_views=target but the batch has no target views"):
+        build(tiny_config(objective, loss_views="target"))(batch)
 
 
 def test_frozen_encoder_trains_only_decoder_and_heads():
@@ -268,6 +267,29 @@ def test_per_view_ignores_poses():
 
     assert features.shape == (2, 3, 4, 32) and torch.equal(index, torch.arange(3).expand(2, -1))
     torch.testing.assert_close(again, features, rtol=0, atol=0)
+
+
+def test_per_view_on_target_views_reconstructs_each_target_from_itself_alone():
+    model = build(tiny_config("per_view", loss_views="target")).eval()
+    batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
+
+    def synthesize(changed: MultiViewBatch) -> torch.Tensor:
+        with torch.no_grad():
+            features, index, _ = model.objective.synthesize(model.encoder, changed)
+        assert torch.equal(index, changed.target_index)
+        return features
+
+    features = synthesize(batch)
+    assert features.shape == (2, 2, 4, 32)
+    context, target = batch.context_index[0, 0].item(), batch.target_index[0, 1].item()
+    repainted = batch.images.clone()
+    repainted[0, context] = 1 - repainted[0, context]  # a view outside the loss changes nothing
+    torch.testing.assert_close(synthesize(replace(batch, images=repainted)), features, rtol=0, atol=0)
+    repainted[0, target] = 1 - repainted[0, target]  # a target changes its own features only
+    after = synthesize(replace(batch, images=repainted))
+    assert not torch.allclose(after[0, 1], features[0, 1], atol=1e-4)
+    torch.testing.assert_close(after[0, 0], features[0, 0])
+    torch.testing.assert_close(after[1], features[1])
 
 
 @pytest.mark.parametrize("camera_encoding", CAMERA_ENCODINGS)
