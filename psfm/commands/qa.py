@@ -8,7 +8,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
@@ -17,6 +17,7 @@ from psfm.qa.config import GenerationConfig
 from psfm.qa.dataset import QAReport, build_qa_dataset
 from psfm.qa.lifting.config import LiftingConfig
 from psfm.qa.lifting.depth import load_depth_model
+from psfm.typed_config import to_command
 
 log = logging.getLogger("psfm.qa")
 
@@ -30,6 +31,7 @@ class QACommand:
     data: str = DEFAULT_DATA
     out: str = "data/qa/val"
     facts: str = "gt"  # gt: the scene's annotated boxes | lifted: boxes estimated from depth + masks
+    boxes: str | None = None  # facts=gt: folder of <scene_id>.json box files replacing meta.json objects
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     lifting: LiftingConfig = field(default_factory=LiftingConfig)
     depth_model: str | None = None  # facts=lifted: "package.module:factory" of a local metric depth model
@@ -79,7 +81,7 @@ def run(cfg: DictConfig | QACommand) -> dict[str, float]:
         FileNotFoundError: no shards at ``data`` (the message says how to make them).
         FileExistsError: ``out`` holds a previous run and ``overwrite`` is false.
     """
-    command: QACommand = OmegaConf.to_object(cfg) if isinstance(cfg, DictConfig) else cfg
+    command: QACommand = to_command(cfg)
     if not any(ch in command.data for ch in "*?{:") and not Path(command.data).exists():
         raise FileNotFoundError(_missing_data_message(command.data))
     shards = resolve_shards(command.data)
@@ -96,9 +98,10 @@ def run(cfg: DictConfig | QACommand) -> dict[str, float]:
         progress=command.progress,
         total=shards.num_samples,
         depth_model=load_depth_model(command.depth_model) if command.depth_model else None,
+        boxes=command.boxes,
     )
     Console().print(_summary(command, report))
-    log.info("wrote %s/questions.jsonl, lmms_eval.jsonl, shards/ and summary.json", command.out)
+    log.info("wrote %s/questions.jsonl, lmms_eval.jsonl, lmms_eval/, shards/ and summary.json", command.out)
     return {
         "scenes": report.scenes,
         "scenes_skipped": report.scenes_skipped,

@@ -31,7 +31,7 @@ class SceneContext:
         facts: the scene's facts.
         margins: ambiguity margins.
         named: instance id -> description, for objects that can be named uniquely and were seen.
-        visible: view index -> ids of named objects seen in that view (every view when visibility is unknown).
+        visible: view index -> ids of named objects seen in that view (without masks: centre inside the image).
         min_pixels: pixels an object must cover in a view to count as seen there.
     """
 
@@ -80,9 +80,20 @@ def build_context(facts: SceneFacts, config: GenerationConfig, skips: SkipLog) -
         else:
             context.named[obj.instance_id] = describe(obj)
     for view in range(num_views):
-        context.visible[view] = [
-            i
-            for i in context.named
-            if not context.obj(i).pixels_per_view or context.obj(i).pixels_per_view[view] >= min_pixels
-        ]
+        context.visible[view] = [i for i in context.named if _seen(context.obj(i), facts, view, min_pixels)]
     return context
+
+
+def _seen(obj, facts: SceneFacts, view: int, min_pixels: int) -> bool:
+    """Seen in ``view``: by its mask pixels, or, without masks (a box file with no instance ids), when
+    its box centre lies in front of the camera and inside the image (occlusion is then unknown)."""
+    if obj.pixels_per_view:
+        return obj.pixels_per_view[view] >= min_pixels
+    if view >= len(facts.cameras):
+        return True
+    camera = facts.cameras[view]
+    local = np.linalg.inv(camera.cam_to_world) @ np.append(obj.center, 1.0)
+    if local[2] <= 0:
+        return False
+    u, v, _ = camera.intrinsics @ (local[:3] / local[2])
+    return 0 <= u < camera.width and 0 <= v < camera.height

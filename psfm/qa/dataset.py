@@ -3,6 +3,7 @@
 out/shards/            the scenes again (same members), meta.json carrying "qa" (via ShardWriter)
 out/questions.jsonl    chat-message format, one question per line (psfm.qa.export)
 out/lmms_eval.jsonl    lmms-eval-style rows
+out/lmms_eval/         an lmms-eval task over them (psfm_spatial.yaml + utils.py, psfm.qa.lmms_task)
 out/images/<key>/      the view images the exports point at (bytes as stored in the shards)
 out/summary.json       counts, skip reasons and rates of the run
 """
@@ -32,12 +33,13 @@ from psfm.qa.lifting.config import LiftingConfig
 from psfm.qa.lifting.depth import DepthModel, depth_scale_tag
 from psfm.qa.lifting.pipeline import lift_scene
 from psfm.qa.lifting.views import ViewInput
+from psfm.qa.lmms_task import write_task
 from psfm.qa.reasons import SkipLog
 from psfm.qa.shard_io import decode_maps, iter_scenes, with_questions
-from psfm.qa.sources import facts_from_meta
+from psfm.qa.sources import facts_from_meta, read_box_file
 
 FACT_SOURCES = ("gt", "lifted")
-OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "images", "summary.json")
+OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "lmms_eval", "images", "summary.json")
 
 
 @dataclass
@@ -86,16 +88,29 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 
 
 def scene_facts(
-    scene: Any, source: str, lifting: LiftingConfig, skips: SkipLog, depth_model: DepthModel | None = None
+    scene: Any,
+    source: str,
+    lifting: LiftingConfig,
+    skips: SkipLog,
+    depth_model: DepthModel | None = None,
+    boxes: str | Path | None = None,
 ) -> SceneFacts | None:
     """Facts of one parsed scene: its annotations (``gt``) or an estimate from depth + masks (``lifted``).
 
     With a ``depth_model``, lifting uses its depth from the RGB views instead of the stored depth,
-    and the facts' ``metric_scale`` names the model.
+    and the facts' ``metric_scale`` names the model. With ``boxes`` (a folder), ground truth comes
+    from ``<boxes>/<scene_id>.json`` instead of the scene's ``meta.json`` objects; a scene without
+    that file is skipped (None) and counted.
     """
     depths, masks = decode_maps(scene, depth=True, mask=True)
     meta = scene.meta.raw
     if source == "gt":
+        if boxes is not None:
+            path = Path(boxes) / f"{meta['scene_id']}.json"
+            if not path.is_file():
+                skips.add("boxes/no_box_file", str(path))
+                return None
+            meta = {**meta, "objects": read_box_file(path)}
         return facts_from_meta(meta, skips, masks, depths)
     if depth_model is not None:
         where = f"{scene.url}:{scene.key}"
@@ -132,18 +147,30 @@ def build_qa_dataset(
     progress: bool = True,
     total: int | None = None,
     depth_model: DepthModel | None = None,
+    boxes: str | Path | None = None,
 ) -> QAReport:
-    """Generate questions for every scene of ``urls`` and write the QA shards and exports under ``out``."""
+    """Generate questions for every scene of ``urls`` and write the QA shards and exports under ``out``.
+
+    Raises:
+        ValueError: unknown ``facts``, ``boxes`` without ``facts=gt``, or a malformed box file.
+        FileNotFoundError: ``boxes`` is not a folder.
+    """
     from psfm.datamodules.skips import SKIPS
 
     if facts not in FACT_SOURCES:
         raise ValueError(f"facts={facts!r}; use one of {FACT_SOURCES}")
+    if boxes is not None and facts != "gt":
+        raise ValueError(f"boxes={boxes} gives ground-truth boxes; it needs facts=gt, not facts={facts}")
+    if boxes is not None and not Path(boxes).is_dir():
+        raise FileNotFoundError(f"boxes={boxes}: no such folder (it should hold <scene_id>.json box files)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     prepare_output(out, overwrite)
     report = QAReport()
     reader_skips_before = dict(SKIPS.reasons)
     info = {"producer": "psfm.qa", "facts": facts, "generation": asdict(generation), "lifting": asdict(lifting)}
+    if boxes is not None:
+        info["boxes"] = str(boxes)
     start = time.perf_counter()
     chat_file, lmms_file = AtomicFile(out / "questions.jsonl", "w"), AtomicFile(out / "lmms_eval.jsonl", "w")
     try:
@@ -155,7 +182,7 @@ def build_qa_dataset(
                     break
                 began = time.perf_counter()
                 try:
-                    scene_fact = scene_facts(scene, facts, lifting, report.skips, depth_model)
+                    scene_fact = scene_facts(scene, facts, lifting, report.skips, depth_model, boxes)
                 except ShardFormatError as error:
                     report.skips.add("scene_undecodable", str(error))
                     scene_fact = None
@@ -183,6 +210,7 @@ def build_qa_dataset(
         raise
     chat_file.commit()
     lmms_file.commit()
+    write_task(out / "lmms_eval", out / "lmms_eval.jsonl")
     for reason, value in SKIPS.reasons.items():
         unreadable = value - reader_skips_before.get(reason, 0)
         report.skips.add(f"reader/{reason}", count=unreadable)

@@ -7,7 +7,9 @@ record rides along under ``qa`` (tags, exact value, spec) so ``psfm eval questio
 
 lmms-eval style: flat columns in the manner of VSI-Bench's dataset (``id``, ``scene_name``,
 ``question_type``, ``question``, ``options``, ``ground_truth``) plus ``images`` and our tags, ready
-for a task YAML with ``dataset_path: json``.
+for a task YAML with ``dataset_path: json`` (``psfm.qa.lmms_task`` writes one). Every column keeps
+one JSON type, as pyarrow's JSON reader requires: ``answer_value`` is text, the exact number as
+``repr`` writes it (``float()`` gives it back bit for bit) or the label.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def lmms_record(question: Question, view_paths: list[str], dataset: str) -> dict
         "question": question.question,
         "options": options,
         "ground_truth": question.answer,
-        "answer_value": question.answer_value,
+        "answer_value": repr(question.answer_value) if question.unit is not None else question.answer_value,
         "format": question.format,
         "unit": question.unit,
         "level": question.level,

@@ -1,15 +1,17 @@
-"""Ground-truth facts: from a procedural-world ``Scene`` or from a shard's ``meta.json`` annotations.
+"""Ground-truth facts: from a procedural-world ``Scene``, a shard's ``meta.json`` annotations, or box files.
 
-The shard path reads boxes in the common oriented-box format (``centroid``, full ``axes_lengths``,
-``normalized_axes`` as columns of R; z up). Anything this engine cannot answer about exactly is
-dropped here with a counted reason: non-finite or zero-size boxes, boxes tilted off gravity
-(questions assume yaw-only boxes), missing categories.
+Shard annotations and box files hold boxes in the common oriented-box format (``centroid``, full
+``axes_lengths``, ``normalized_axes``: the three unit box axes, i.e. the columns of R; z up).
+Anything this engine cannot answer about exactly is dropped here with a counted reason: non-finite
+or zero-size boxes, boxes tilted off gravity (questions assume yaw-only boxes), missing categories.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,12 +67,19 @@ def _finite_vector(value: Any, length: int) -> np.ndarray | None:
 
 
 def box_from_record(record: Any) -> tuple[OrientedBox | None, str]:
-    """Parse one oriented-box record; returns ``(box, "")`` or ``(None, reason)``."""
+    """Parse one oriented-box record; returns ``(box, "")`` or ``(None, reason)``.
+
+    ``normalized_axes`` is either three lists (one unit axis each, the columns of R) or those nine
+    numbers flat, axis after axis: ``reshape(3, 3)`` gives one axis per row, i.e. R transposed (the
+    way ARKitScenes' tools read their ``normalizedAxes``). A transposed R would negate every yaw.
+    """
     if not isinstance(record, dict):
         return None, "object_without_box"
     centroid = _finite_vector(record.get("centroid"), 3)
     lengths = _finite_vector(record.get("axes_lengths"), 3)
     axes = record.get("normalized_axes")
+    if isinstance(axes, list) and len(axes) == 9:
+        axes = [axes[0:3], axes[3:6], axes[6:9]]
     columns = [_finite_vector(a, 3) for a in axes] if isinstance(axes, list) and len(axes) == 3 else None
     if centroid is None or lengths is None or columns is None or any(c is None for c in columns):
         return None, "box_not_finite"
@@ -83,6 +92,48 @@ def box_from_record(record: Any) -> tuple[OrientedBox | None, str]:
         return None, "box_not_gravity_aligned"
     yaw = math.atan2(rotation[1, 0], rotation[0, 0])
     return OrientedBox(tuple(centroid.tolist()), tuple(lengths.tolist()), yaw), ""
+
+
+def _mask_id(value: Any) -> bool:
+    """Whether ``value`` can be an id in the instance masks (negative ids mark objects the masks do not show)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_box_file(path: str | Path) -> list[dict[str, Any]]:
+    """Object records (the ``meta.json`` shape, for ``objects_from_records``) of a standalone box file.
+
+    The file is a JSON list of ``{"label": str, "centroid": [3], "axes_lengths": [3],
+    "normalized_axes": [9] or [3][3]}`` with optional ``"instance_id"`` (its id in the shard's
+    instance masks; without one the object's visibility is unknown and it gets a negative id) and
+    ``"color"``. Mistakes in that schema raise; boxes that are merely unusable (non-finite,
+    degenerate, tilted) are left for ``objects_from_records`` to skip and count, as in ``meta.json``.
+
+    Raises:
+        ValueError: naming the file, the entry and the field.
+    """
+    try:
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: must hold a JSON list of boxes, not a {type(entries).__name__}")
+    records, seen = [], set()
+    for index, entry in enumerate(entries):
+        where = f"{path}: [{index}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object with label, centroid, axes_lengths, normalized_axes")
+        if not isinstance(entry.get("label"), str):
+            raise ValueError(f"{where}.label must be a string, got {entry.get('label')!r}")
+        instance_id = entry.get("instance_id", -1 - index)
+        if "instance_id" in entry and (not _mask_id(instance_id) or instance_id in seen):
+            raise ValueError(f"{where}.instance_id must be a distinct non-negative integer, got {instance_id!r}")
+        if entry.get("color") is not None and not isinstance(entry["color"], str):
+            raise ValueError(f"{where}.color must be a string, got {entry['color']!r}")
+        seen.add(instance_id)
+        box = {key: entry.get(key) for key in ("centroid", "axes_lengths", "normalized_axes")}
+        category, color = entry["label"], entry.get("color")
+        records.append({"instance_id": instance_id, "category": category, "color": color, "box": box})
+    return records
 
 
 def objects_from_records(
@@ -126,7 +177,7 @@ def facts_from_meta(
     """
     where = str(meta.get("scene_id", "?"))
     records = meta.get("objects") or []
-    ids = [r["instance_id"] for r in records if isinstance(r, dict) and isinstance(r.get("instance_id"), int)]
+    ids = [r["instance_id"] for r in records if isinstance(r, dict) and _mask_id(r.get("instance_id"))]
     counts = pixel_counts(list(masks), ids) if masks is not None else {}
     objects = objects_from_records(records, counts, skips, where)
     height, width = meta["image_size"]

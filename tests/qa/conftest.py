@@ -21,6 +21,21 @@ def world_facts(index: int, config: WorldConfig = SMALL_WORLD, split: str = "val
     return scene, views, facts_from_scene(scene, views)
 
 
+def meta_of(scene) -> dict:
+    """A shard-style meta.json record of a world scene."""
+    return {
+        "scene_id": scene.scene_id,
+        "image_size": [scene.cameras[0].height, scene.cameras[0].width],
+        "pose_source": "gt",
+        "metric_scale": "gt",
+        "views": [
+            {"intrinsics": c.intrinsics.tolist(), "cam_to_world": c.cam_to_world.tolist()} for c in scene.cameras
+        ],
+        "objects": [o.to_json() for o in scene.objects],
+        "room": scene.room.to_json(),
+    }
+
+
 @pytest.fixture(scope="session")
 def world_scenes():
     """Six scenes (64 px, 6 views) with renders and facts, shared by the template tests."""

@@ -13,22 +13,9 @@ from psfm.qa.generate import generate_questions
 from psfm.qa.reasons import SkipLog
 from psfm.qa.sources import facts_from_meta
 
+from .conftest import meta_of
+
 CONFIG = GenerationConfig(per_task=4, per_scene=1000)
-
-
-def meta_of(scene, views=None) -> dict:
-    """A shard-style meta.json record of a world scene."""
-    return {
-        "scene_id": scene.scene_id,
-        "image_size": [scene.cameras[0].height, scene.cameras[0].width],
-        "pose_source": "gt",
-        "metric_scale": "gt",
-        "views": [
-            {"intrinsics": c.intrinsics.tolist(), "cam_to_world": c.cam_to_world.tolist()} for c in scene.cameras
-        ],
-        "objects": [o.to_json() for o in scene.objects],
-        "room": scene.room.to_json(),
-    }
 
 
 @pytest.mark.parametrize(

@@ -85,3 +85,17 @@ def test_mirroring_x_swaps_left_and_right(task, lateral, world_scenes):
             assert reflected.value == expected, f"{task}: {spec} {value} -> {reflected.value}"
             checked += 1
     assert checked >= 5
+
+
+def test_mirroring_x_swaps_every_turn_of_a_route(world_scenes):
+    template, checked = TEMPLATES["route_plan"], 0
+    swap = {"Turn Left": "Turn Right", "Turn Right": "Turn Left", "Turn Back": "Turn Back"}
+    for _, _, facts in world_scenes:
+        context = build_context(facts, CONFIG, SkipLog())
+        mirror_context = build_context(mirrored(facts), CONFIG, SkipLog())
+        for spec, value in answered("route_plan", context):
+            reflected = answer_spec(template, spec, mirror_context)
+            assert isinstance(reflected, Answer), f"route_plan: {spec} unanswerable after mirroring ({reflected})"
+            assert reflected.value == ", ".join(swap[turn] for turn in value.split(", ")), f"{spec}: {value}"
+            checked += 1
+    assert checked >= 5

@@ -168,6 +168,12 @@ def expected_answer(question, scene, views, min_pixels: int):
         if task.endswith("medium"):
             return side
         return f"{'front' if abs(turn) < 90 else 'back'}-{side}"
+    if task == "route_plan":
+        stops = [horizontal(objects[i].box.center) for i in spec.objects]
+        legs = [end - start for start, end in zip(stops, stops[1:], strict=False)]
+        turns = (turn_deg(leaving / arriving) for arriving, leaving in zip(legs, legs[1:], strict=False))
+        words = ("Back" if abs(turn) >= 135 else "Left" if turn > 0 else "Right" for turn in turns)
+        return ", ".join(f"Turn {word}" for word in words)
     if task == "appearance_order":
         first = {
             i: next(v for v, view in enumerate(views) if np.count_nonzero(view.instance == i) >= min_pixels)
@@ -235,3 +241,18 @@ def test_every_answer_matches_an_independent_computation(generated):
                 assert shown == template.label_text(spec_from_json(question.spec), context, expected), where
         checked[question.task] += 1
     assert sum(checked.values()) >= 200
+
+
+def test_route_plan_masks_every_turn_and_offers_other_turn_sequences(generated):
+    routes = [(question, context) for question, _, _, context in generated if question.task == "route_plan"]
+    assert routes
+    for question, context in routes:
+        spec = spec_from_json(question.spec)
+        turns = len(spec.objects) - 2
+        masked = [f"{2 * k + 2}. [please fill in] {2 * k + 3}. Go forward until" for k in range(turns)]
+        assert turns >= 1 and all(step in question.question for step in masked)
+        assert question.question.count("[please fill in]") == turns + 1  # the masks and the note naming them
+        assert all(f"Go forward until {context.named[i]}" in question.question for i in spec.objects[1:])
+        assert len(question.choices) == min(3**turns, 4) == len(set(question.choices))
+        assert all(choice.count("Turn ") == turns for choice in question.choices)
+        assert question.choices.count(question.answer_value) == 1

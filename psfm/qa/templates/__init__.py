@@ -1,7 +1,7 @@
 """Question templates, one class per task, registered by name.
 
 ``TEMPLATES`` lists every task in a fixed order (generation iterates it, so the order is part of
-determinism). Route planning (VSI-Bench) is not implemented yet.
+determinism: a new task goes at the end of its family, and shifts the questions of the tasks after it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from psfm.qa.templates.vsi_relations import (
     RelativeDirectionMedium,
     RelativeDistance,
 )
+from psfm.qa.templates.vsi_route import RoutePlan
 
 TEMPLATES: dict[str, Template] = {
     template.task: template
@@ -52,6 +53,7 @@ TEMPLATES: dict[str, Template] = {
         RelativeDirectionMedium(),
         RelativeDirectionHard(),
         AppearanceOrder(),
+        RoutePlan(),
         # camera-centric multi-view
         CameraRotation(),
         CameraTurn(),

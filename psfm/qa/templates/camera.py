@@ -15,7 +15,9 @@ import numpy as np
 from psfm.qa.context import SceneContext
 from psfm.qa.frames import viewer_rotation
 from psfm.qa.question import Answer, Skip, Spec
-from psfm.qa.templates.base import ALL_FORMATS, NUMBER_FORMATS, Template, angle_near, signed_turn_deg
+from psfm.qa.templates.base import ALL_FORMATS, NUMBER_FORMATS, Template, angle_near, measured, signed_turn_deg
+
+BETWEEN = "between the first image and the second image"
 
 
 class _ViewPair(Template):
@@ -34,31 +36,29 @@ class _ViewPair(Template):
         i, j = spec.views
         return context.facts.cameras[i].cam_to_world, context.facts.cameras[j].cam_to_world
 
-    def _between(self) -> str:
-        return "between the first image and the second image"
+    def phrase_fields(self, spec: Spec, context: SceneContext) -> dict[str, str]:
+        return {"between": BETWEEN}
 
 
 class CameraRotation(_ViewPair):
     task = "camera_rotation"
     unit = "deg"
     formats = NUMBER_FORMATS
+    question_text = "By how many degrees in total did the camera rotate {between}?"
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         first, second = self.poses(spec, context)
         relative = first[:3, :3].T @ second[:3, :3]
         angle = math.degrees(math.acos(float(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
-        if angle < context.margins.min_camera_rotation_deg:
-            return Skip("answer_too_small")
-        return Answer(angle)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return f"By how many degrees in total did the camera rotate {self._between()}?"
+        return measured(angle, context.margins.min_camera_rotation_deg)
 
 
 class CameraTurn(_ViewPair):
     task = "camera_turn"
     formats = ALL_FORMATS
     labels = ("left", "right")
+    question_text = "Did the camera turn to the left or to the right {between}?"
+    claim_text = "Did the camera turn to the {label} {between}?"
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         first, second = (viewer_rotation(pose) for pose in self.poses(spec, context))
@@ -69,27 +69,16 @@ class CameraTurn(_ViewPair):
             return Skip("ambiguous:angle_near_boundary")
         return Answer("left" if turn > 0 else "right", self.labels)
 
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return f"Did the camera turn to the left or to the right {self._between()}?"
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        return f"Did the camera turn to the {label} {self._between()}?"
-
 
 class CameraTranslation(_ViewPair):
     task = "camera_translation"
     unit = "m"
     formats = NUMBER_FORMATS
+    question_text = "How far did the camera move {between}?"
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         first, second = self.poses(spec, context)
-        distance = float(np.linalg.norm(second[:3, 3] - first[:3, 3]))
-        if distance < context.margins.min_camera_translation:
-            return Skip("answer_too_small")
-        return Answer(distance)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return f"How far did the camera move {self._between()}?"
+        return measured(float(np.linalg.norm(second[:3, 3] - first[:3, 3])), context.margins.min_camera_translation)
 
 
 class CameraMotion(_ViewPair):
@@ -98,6 +87,11 @@ class CameraMotion(_ViewPair):
     task = "camera_motion"
     formats = ALL_FORMATS
     labels = ("forward", "left", "backward", "right")
+    question_text = (
+        "Relative to where the first image looks, did the camera move mainly forward, backward, left, or right "
+        "{between}?"
+    )
+    claim_text = "Relative to where the first image looks, did the camera move mainly {label} {between}?"
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         first, second = self.poses(spec, context)
@@ -111,12 +105,3 @@ class CameraMotion(_ViewPair):
         if angle_near(turn, (45.0, 135.0, -45.0, -135.0), context.margins.angle_deg):
             return Skip("ambiguous:angle_near_boundary")
         return Answer(self.labels[int(round(turn / 90.0)) % 4], self.labels)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return (
-            f"Relative to where the first image looks, did the camera move mainly forward, backward, left, or right "
-            f"{self._between()}?"
-        )
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        return f"Relative to where the first image looks, did the camera move mainly {label} {self._between()}?"

@@ -19,11 +19,13 @@ from psfm.qa.templates.base import (
     NUMBER_FORMATS,
     Template,
     angle_near,
-    named_pairs,
+    best_view_specs,
     signed_turn_deg,
+    too_close_to_order,
     unordered_pairs,
+    visible_object_specs,
+    visible_pair_specs,
 )
-from psfm.qa.templates.views import best_view
 
 POINT_GRID = (0.1, 0.3, 0.5, 0.7, 0.9)  # normalized coordinates of candidate points, per axis
 FLAT_NEIGHBOURHOOD = 0.03  # a point's 3x3 depths may spread by this fraction (else it sits on an edge)
@@ -77,11 +79,11 @@ class DepthOrder(Template):
     level = "L0"
     formats = CHOICE_FORMATS
     labels = ("closer to", "farther from")
+    question_text = "Is {a} closer to or farther from the camera than {b}?"
+    claim_text = "Is {a} {label} the camera than {b}?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for view in context.visible:
-            for a, b in named_pairs(context, view):
-                yield Spec(self.task, (a, b), (view,))
+        return visible_pair_specs(self.task, context)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         camera = context.facts.cameras[spec.views[0]]
@@ -90,18 +92,9 @@ class DepthOrder(Template):
         if np.any(depths <= 0):
             return Skip("object_behind_camera")
         extents = [extent_along(b, camera.cam_to_world[:3, 2]) for b in boxes]
-        margins = context.margins
-        if abs(depths[0] - depths[1]) <= max(margins.compare_abs, margins.compare_rel * float(np.mean(extents))):
+        if too_close_to_order(depths[0], depths[1], extents, context.margins):
             return Skip("ambiguous:comparison_margin")
         return Answer(self.labels[0] if depths[0] < depths[1] else self.labels[1], self.labels)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} closer to or farther from the camera than {b}?"
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} {label} the camera than {b}?"
 
 
 class CameraDistance(Template):
@@ -112,18 +105,14 @@ class CameraDistance(Template):
     level = "L1"
     unit = "m"
     formats = NUMBER_FORMATS
+    question_text = "How far is the center of {a} from the camera?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for view, seen in context.visible.items():
-            for instance_id in seen:
-                yield Spec(self.task, (instance_id,), (view,))
+        return visible_object_specs(self.task, context)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         camera = context.facts.cameras[spec.views[0]]
         return Answer(float(np.linalg.norm(context.obj(spec.objects[0]).center - camera.center)))
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return f"How far is the center of {context.named[spec.objects[0]]} from the camera?"
 
 
 class Orientation(Template):
@@ -134,11 +123,13 @@ class Orientation(Template):
     level = "L1"
     formats = ALL_FORMATS
     labels = ("parallel", "perpendicular")
+    question_text = (
+        "Is the long side of {a} parallel or perpendicular to the camera's viewing direction (seen from above)?"
+    )
+    claim_text = "Seen from above, is the long side of {a} {label} to the camera's viewing direction?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for view, seen in context.visible.items():
-            for instance_id in seen:
-                yield Spec(self.task, (instance_id,), (view,))
+        return visible_object_specs(self.task, context)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         box = context.obj(spec.objects[0]).box
@@ -154,16 +145,6 @@ class Orientation(Template):
             return Skip("ambiguous:diagonal")
         return Answer(self.labels[0] if offset < 45.0 else self.labels[1], self.labels)
 
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        name = context.named[spec.objects[0]]
-        return (
-            f"Is the long side of {name} parallel or perpendicular to the camera's viewing direction (seen from above)?"
-        )
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        name = context.named[spec.objects[0]]
-        return f"Seen from above, is the long side of {name} {label} to the camera's viewing direction?"
-
 
 class Direction(Template):
     """Which of 8 horizontal directions (viewer frame) leads from A to B; sector edges are skipped."""
@@ -172,11 +153,15 @@ class Direction(Template):
     family = "hispatial"
     level = "L2"
     formats = ALL_FORMATS
+    labels = DIRECTIONS
+    question_text = (
+        "Seen from the camera and looking from above, in which direction is {b} from {a}: front, front-left, "
+        "left, back-left, back, back-right, right, or front-right?"
+    )
+    claim_text = "Seen from the camera and looking from above, is {b} to the {label} of {a}?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for view in context.visible:
-            for a, b in named_pairs(context, view):
-                yield Spec(self.task, (a, b), (view,))
+        return visible_pair_specs(self.task, context)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         rotation = viewer_rotation(context.facts.cameras[spec.views[0]].cam_to_world)
@@ -192,17 +177,6 @@ class Direction(Template):
             return Skip("ambiguous:angle_near_boundary")
         return Answer(DIRECTIONS[int(round(turn / 45.0)) % 8], DIRECTIONS)
 
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return (
-            f"Seen from the camera and looking from above, in which direction is {b} from {a}: front, front-left, "
-            "left, back-left, back, back-right, right, or front-right?"
-        )
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Seen from the camera and looking from above, is {b} to the {label} of {a}?"
-
 
 class StackHeight(Template):
     """Two steps: B's top height plus A's height, if A were put on B."""
@@ -212,18 +186,12 @@ class StackHeight(Template):
     level = "L3"
     unit = "m"
     formats = NUMBER_FORMATS
+    question_text = "If {a} were placed on top of {b}, how high above the floor would the top of {a} be?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for a, b in unordered_pairs(context):
-            for pair in ((a, b), (b, a)):
-                view = best_view(context, pair)
-                if view is not None:
-                    yield Spec(self.task, pair, (view,))
+        both_ways = (pair for a, b in unordered_pairs(context) for pair in ((a, b), (b, a)))
+        return best_view_specs(self.task, context, both_ways)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         moved, base = (context.obj(i).box for i in spec.objects)
         return Answer(top(base) + float(moved.size[2]))
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"If {a} were placed on top of {b}, how high above the floor would the top of {a} be?"

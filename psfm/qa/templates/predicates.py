@@ -15,8 +15,15 @@ from psfm.qa.boxes import bottom, box_volume, extent_along, horizontal_sides, to
 from psfm.qa.context import SceneContext
 from psfm.qa.frames import viewer_rotation
 from psfm.qa.question import Answer, Skip, Spec
-from psfm.qa.templates.base import CHOICE_FORMATS, Template, clear_difference, named_pairs, unordered_pairs
-from psfm.qa.templates.views import best_view
+from psfm.qa.templates.base import (
+    CHOICE_FORMATS,
+    Template,
+    best_view_specs,
+    clear_difference,
+    too_close_to_order,
+    unordered_pairs,
+    visible_pair_specs,
+)
 
 VERTICAL_TOLERANCE_M = 0.02  # a box resting on another touches it: bottom == top up to annotation noise
 
@@ -29,25 +36,19 @@ class _PairTemplate(Template):
     formats = CHOICE_FORMATS
     labels: tuple[str, str] = ("", "")
     framed = False  # True: the answer depends on the view (egocentric)
+    claim_text = "Is {a} {label} {b}?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
         if self.framed:
-            for view in context.visible:
-                for a, b in named_pairs(context, view):
-                    yield Spec(self.task, (a, b), (view,))
-            return
-        for a, b in unordered_pairs(context):
-            view = best_view(context, (a, b))
-            if view is not None:
-                yield Spec(self.task, (a, b), (view,))
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} {label} {b}?"
+            return visible_pair_specs(self.task, context)
+        return best_view_specs(self.task, context, unordered_pairs(context))
 
 
 class _SizeComparison(_PairTemplate):
     """Compares an intrinsic size of the two boxes; the view only shows them."""
+
+    question_text = "Is {a} {labels[0]} or {labels[1]} than {b}?"
+    claim_text = "Is {a} {label} than {b}?"
 
     def size(self, context: SceneContext, instance_id: int) -> float:
         raise NotImplementedError
@@ -60,14 +61,6 @@ class _SizeComparison(_PairTemplate):
         if not clear_difference(a, b, self.absolute_margin(context), context.margins.compare_rel):
             return Skip("ambiguous:comparison_margin")
         return Answer(self.labels[0] if a > b else self.labels[1], self.labels)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} {self.labels[0]} or {self.labels[1]} than {b}?"
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} {label} than {b}?"
 
 
 class WideThin(_SizeComparison):
@@ -106,6 +99,7 @@ class AboveBelow(_PairTemplate):
 
     task = "above_below"
     labels = ("above", "below")
+    question_text = "Is {a} above or below {b}?"
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         a, b = (context.obj(i).box for i in spec.objects)
@@ -114,10 +108,6 @@ class AboveBelow(_PairTemplate):
         if top(a) <= bottom(b) + VERTICAL_TOLERANCE_M:
             return Answer("below", self.labels)
         return Skip("ambiguous:vertical_overlap")
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Is {a} above or below {b}?"
 
 
 class _Egocentric(_PairTemplate):
@@ -136,8 +126,8 @@ class _Egocentric(_PairTemplate):
         if np.any(local[:, 1] <= 0):
             return Skip("object_behind_camera")
         extents = [extent_along(box, rotation[self.axis]) for box in boxes]
-        (a, b), margins = local[:, self.axis], context.margins
-        if abs(a - b) <= max(margins.compare_abs, margins.compare_rel * float(np.mean(extents))):
+        a, b = local[:, self.axis]
+        if too_close_to_order(a, b, extents, context.margins):
             return Skip("ambiguous:comparison_margin")
         if self.axis == 0:
             bearings = np.arctan2(local[:, 0], local[:, 1])  # image-side order must agree with lateral order
@@ -152,14 +142,8 @@ class LeftRight(_Egocentric):
     task = "left_right"
     labels = ("left", "right")
     axis = 0
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"From the camera's viewpoint, is {a} to the left or to the right of {b}?"
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"From the camera's viewpoint, is {a} to the {label} of {b}?"
+    question_text = "From the camera's viewpoint, is {a} to the left or to the right of {b}?"
+    claim_text = "From the camera's viewpoint, is {a} to the {label} of {b}?"
 
 
 class FrontBehind(_Egocentric):
@@ -168,11 +152,5 @@ class FrontBehind(_Egocentric):
     task = "front_behind"
     labels = ("in front of", "behind")
     axis = 1
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Seen from the camera, is {a} in front of or behind {b}?"
-
-    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Seen from the camera, is {a} {label} {b}?"
+    question_text = "Seen from the camera, is {a} in front of or behind {b}?"
+    claim_text = "Seen from the camera, is {a} {label} {b}?"

@@ -14,7 +14,7 @@ import numpy as np
 from psfm.qa.boxes import box_distance
 from psfm.qa.context import SceneContext
 from psfm.qa.question import Answer, Skip, Spec
-from psfm.qa.templates.base import NUMBER_FORMATS, Template, unordered_pairs
+from psfm.qa.templates.base import NUMBER_FORMATS, Template, measured, object_specs, unordered_pairs
 
 
 class _SceneNumber(Template):
@@ -32,6 +32,7 @@ class ObjectCount(_SceneNumber):
     task = "object_count"
     level = "L1"
     unit = "count"
+    question_text = "How many {category}(s) are in this room?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
         for category in sorted({o.category for o in context.facts.objects}):
@@ -45,31 +46,28 @@ class ObjectCount(_SceneNumber):
             return Skip("ambiguous:unseen_instance")
         return Answer(float(len(members)))
 
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return f"How many {spec.category}(s) are in this room?"
+    def phrase_fields(self, spec: Spec, context: SceneContext) -> dict[str, str]:
+        return {"category": str(spec.category)}
 
 
 class ObjectSize(_SceneNumber):
     task = "object_size"
     level = "L1"
     unit = "cm"
+    question_text = "What is the length of the longest dimension (length, width, or height) of {a}, in centimeters?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for instance_id in sorted(context.named):
-            yield Spec(self.task, (instance_id,))
+        return object_specs(self.task, context)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         return Answer(100.0 * float(max(context.obj(spec.objects[0]).box.size)))
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        name = context.named[spec.objects[0]]
-        return f"What is the length of the longest dimension (length, width, or height) of {name}, in centimeters?"
 
 
 class RoomSize(_SceneNumber):
     task = "room_size"
     level = "L1"
     unit = "m2"
+    question_text = "What is the size of this room (its floor area), in square meters?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
         yield Spec(self.task)
@@ -80,26 +78,18 @@ class RoomSize(_SceneNumber):
             return Skip("scene_without_floor")
         return Answer(float(area))
 
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        return "What is the size of this room (its floor area), in square meters?"
-
 
 class AbsoluteDistance(_SceneNumber):
     task = "absolute_distance"
     level = "L2"
     unit = "m"
+    question_text = (
+        "Measuring from the closest point of each object, what is the distance between {a} and {b}, in meters?"
+    )
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for a, b in unordered_pairs(context):
-            yield Spec(self.task, (a, b))
+        return (Spec(self.task, pair) for pair in unordered_pairs(context))
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         a, b = (context.obj(i).box for i in spec.objects)
-        distance = box_distance(a, b)
-        if distance < context.margins.min_length:
-            return Skip("answer_too_small")
-        return Answer(distance)
-
-    def stem(self, spec: Spec, context: SceneContext) -> str:
-        a, b = (context.named[i] for i in spec.objects)
-        return f"Measuring from the closest point of each object, what is the distance between {a} and {b}, in meters?"
+        return measured(box_distance(a, b), context.margins.min_length)

@@ -20,6 +20,15 @@ from psfm.qa.question import Answer, Skip, Spec
 from psfm.qa.templates.base import ALL_FORMATS, Template, angle_near, signed_turn_deg
 
 OPTIONS = 4
+BACK_TURN_DEG = 135.0  # VSI-Bench: an object is "back" when facing it takes a turn of at least this
+LEFT_RIGHT_BACK_BOUNDARIES = (0.0, BACK_TURN_DEG, -BACK_TURN_DEG)
+
+
+def left_right_or_back(turn_deg: float) -> str:
+    """VSI-Bench's easy direction of a counter-clockwise turn: ``back`` from 135°, else ``left`` / ``right``."""
+    if abs(turn_deg) >= BACK_TURN_DEG:
+        return "back"
+    return "left" if turn_deg > 0 else "right"
 
 
 class _SceneChoice(Template):
@@ -108,14 +117,12 @@ class _RelativeDirection(_SceneChoice):
 class RelativeDirectionEasy(_RelativeDirection):
     task = "relative_direction_easy"
     labels = ("left", "right", "back")
-    boundaries = (0.0, 135.0, -135.0)
+    boundaries = LEFT_RIGHT_BACK_BOUNDARIES
     question_hint = "left, right, or back"
     note = " An object is to my back if I would have to turn at least 135 degrees in order to face it."
 
     def classify(self, turn_deg: float) -> str:
-        if abs(turn_deg) >= 135.0:
-            return "back"
-        return "left" if turn_deg > 0 else "right"
+        return left_right_or_back(turn_deg)
 
 
 class RelativeDirectionMedium(_RelativeDirection):
