@@ -1,7 +1,7 @@
 """Scaled dot-product attention: xformers' memory-efficient kernel on CUDA when installed, else PyTorch SDPA.
 
 Both compute softmax(q kᵀ / √d) v without masks, so switching backend changes speed, not numerics
-(beyond kernel rounding; see ``benchmarks/attention_backends.py`` for the measured difference).
+(beyond kernel rounding; ``benchmarks/pretrain_mfu.py`` measures the difference on a GPU).
 """
 
 from __future__ import annotations
