@@ -49,6 +49,18 @@ def pixel_rays(intrinsics: np.ndarray, height: int, width: int) -> np.ndarray:
     return pixels @ np.linalg.inv(intrinsics).T
 
 
+def backproject_pixels(
+    rows: np.ndarray, cols: np.ndarray, depth: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray
+) -> np.ndarray:
+    """World points [N, 3] of the pixels (``rows``, ``cols``) [N] at z-depth ``depth`` [N].
+
+    Pixel centres sit at +0.5, as in ``pixel_rays``; ``backproject`` does the same for a whole map.
+    """
+    pixels = np.column_stack([cols + 0.5, rows + 0.5, np.ones(len(rows))])
+    cam = (pixels @ np.linalg.inv(intrinsics).T) * depth[:, None]
+    return cam @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
+
+
 def project(
     points_world: np.ndarray, intrinsics: np.ndarray, cam_to_world: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

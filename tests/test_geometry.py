@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psfm.geometry import backproject, intrinsics_from_fov, look_at, pixel_rays, project
+from psfm.geometry import backproject, backproject_pixels, intrinsics_from_fov, look_at, pixel_rays, project
 
 
 def test_look_at_is_an_upright_opencv_camera():
@@ -40,3 +40,13 @@ def test_pixel_centres_and_back_projection_round_trip():
     pixels, z = project(points.reshape(-1, 3), intrinsics, pose)
     u, v = np.meshgrid(np.arange(8) + 0.5, np.arange(6) + 0.5)
     assert np.allclose(pixels, np.stack([u, v], -1).reshape(-1, 2)) and np.allclose(z, depth.ravel())
+
+
+def test_backproject_pixels_matches_the_whole_map():
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 4.0, (12, 16))
+    intrinsics = intrinsics_from_fov(16, 12, 70.0)  # width, height
+    pose = look_at(np.array([1.0, -2.0, 1.5]), np.zeros(3))
+    rows, cols = np.nonzero(rng.random((12, 16)) < 0.3)
+    expected = backproject(depth, intrinsics, pose)[rows, cols]
+    np.testing.assert_allclose(backproject_pixels(rows, cols, depth[rows, cols], intrinsics, pose), expected)

@@ -1,12 +1,24 @@
 """Silhouette and free-space carving of a lifted box, using every view, not only those that detected it.
 
-A point of the box that some camera sees *through* (the pixel it projects to shows a surface
-clearly farther away) is empty space, not part of the object, whatever that surface is. The box
-is sampled on a grid, such samples are carved away, and the box's horizontal extent shrinks to
-the surviving columns and its top down to the highest surviving level. Carving only shrinks: it
-removes the inflation that noisy depth gives extreme-point fits, and a view that never detected
-the object still bounds it through its silhouette. The bottom is kept (a table is mostly empty
+The box is sampled on a grid, and a sample is carved away when some camera shows it is not part of
+the object:
+
+* free space: the pixel it projects to shows a surface clearly *farther* away (the camera sees
+  through it), whatever that surface is;
+* silhouette: the pixel shows something *else* (the room, or a surface labelled otherwise) that is
+  not clearly in front of the sample, so nothing hides the object there and it would have been seen.
+
+The box's horizontal extent then shrinks to the columns with a surviving sample and its top down to
+the highest surviving level. Carving only shrinks: it removes the inflation that noisy depth gives
+extreme-point fits (the silhouette test does not read depth across the object's outline at all), and
+a view that never detected the object still bounds it. The bottom is kept (a table is mostly empty
 under its top, yet stands on the floor).
+
+Free space alone cannot carve next to a supporting surface: the floor lies right behind a sample
+just above it, within the noise margin, in every view. Without the silhouette test every column
+would survive through its lowest samples; excluding those samples from the vote instead (an earlier
+rule) carves every column that is only occupied low down, so a cone lost the outer quarter of its
+base, 0.86 -> 0.55 mean IoU at 128 px.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ import numpy as np
 from psfm.worlds.scene import OrientedBox
 
 MIN_MARGIN_M = 0.03
-SUPPORT_BAND = 0.25  # lowest share of the box's height that does not vote on columns
+ROOM = 0  # label code of room structure (mask 0)
 
 
 @dataclass(frozen=True)
@@ -27,15 +39,18 @@ class CarvingView:
 
     Attributes:
         depth: [H, W] metric depth used for the free-space test (smoothed when the view is noisy).
-        margin: [H, W] metres a surface must lie beyond a sample before the sample counts as seen through.
+        margin: [H, W] metres a surface must lie beyond a sample before the sample counts as seen
+            through (and in front of it before it counts as hiding the sample).
         intrinsics: [3, 3].
         cam_to_world: [4, 4], gravity frame.
+        labels: [H, W] int code of the label each pixel shows (``ROOM`` for structure, -1 unnamed).
     """
 
     depth: np.ndarray
     margin: np.ndarray
     intrinsics: np.ndarray
     cam_to_world: np.ndarray
+    labels: np.ndarray
 
 
 def median_filter(depth: np.ndarray, radius: int) -> np.ndarray:
@@ -47,11 +62,12 @@ def median_filter(depth: np.ndarray, radius: int) -> np.ndarray:
     return np.median(np.stack(windows), axis=0)
 
 
-def carve_box(box: OrientedBox, views: list[CarvingView], cells: int = 12, levels: int = 12) -> OrientedBox:
-    """The box shrunk to the grid columns and top level no view sees through.
+def carve_box(box: OrientedBox, label: int, views: list[CarvingView], cells: int = 12, levels: int = 12) -> OrientedBox:
+    """The box shrunk to the grid columns and top level that no view shows to be empty or something else.
 
     Args:
         box: the fitted box (gravity frame).
+        label: the object's label code in ``CarvingView.labels``.
         views: every view of the scene.
         cells: grid columns per horizontal axis.
         levels: samples per column.
@@ -72,13 +88,12 @@ def carve_box(box: OrientedBox, views: list[CarvingView], cells: int = 12, level
         inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
         index = np.flatnonzero(front)[inside]
         rows, cols = rows[inside], cols[inside]
-        seen = view.depth[rows, cols]
-        through = seen > depth_of_sample[index] + view.margin[rows, cols]
-        alive[index[through]] = False
+        seen, margin = view.depth[rows, cols], view.margin[rows, cols]
+        through = seen > depth_of_sample[index] + margin
+        elsewhere = (view.labels[rows, cols] != label) & (seen > depth_of_sample[index] - margin)
+        alive[index[through | elsewhere]] = False
     grid = alive.reshape(cells, cells, levels)
-    # samples just above the supporting surface cannot be carved (it lies right behind them in every
-    # view), so only the upper levels decide whether a column is empty
-    columns = grid[:, :, int(SUPPORT_BAND * levels) :].any(axis=2)  # [C, C]
+    columns = grid.any(axis=2)  # [C, C]
     if not columns.any():
         return box
     top_level = int(np.flatnonzero(grid[columns].any(axis=0))[-1])

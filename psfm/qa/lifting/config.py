@@ -10,8 +10,11 @@ class LiftingConfig:
     """How depth + masks + cameras become boxes.
 
     Attributes:
-        erosion_px: mask erosion radius before back-projection (boundary pixels mix surfaces).
-        flying_jump: relative depth jump to both neighbours that marks a flying pixel.
+        erosion_px: width of the mask's boundary band whose pixels must agree in depth with the
+            object's surface beside them (boundary pixels may mix surfaces); a depth-checked
+            erosion, not a blind one (``points.inconsistent_boundary``).
+        flying_jump: relative depth jump to both neighbours that marks a flying pixel on noise-free
+            depth; every depth test widens it to what the view's measured noise explains.
         smoothing_px: radius of a mean filter applied to depth *within* each object's mask when the
             view's estimated noise is above 0.5 % (0 = never); averages out per-pixel sensor noise
             without mixing in other surfaces.
@@ -24,9 +27,8 @@ class LiftingConfig:
         ransac_iterations: RANSAC hypotheses.
         max_tilt_deg: the floor normal must lie within this of the cameras' mean up.
         floor_snap: bottoms closer than this to the floor are extended to it, metres.
-        erosion_margin: add back the band the erosion removed (``(erosion_px + 0.5)`` pixels at
-            the object's depth) to every side.
-        carve: shrink boxes to what no view sees through (silhouettes and free space).
+        carve: shrink boxes to what no view shows to be empty or something else (free space and
+            labelled silhouettes).
         keep_confidence / drop_confidence: gate; in between, an object must pass verification.
         seed: RANSAC and subsampling seed.
     """
@@ -43,7 +45,6 @@ class LiftingConfig:
     ransac_iterations: int = 300
     max_tilt_deg: float = 45.0
     floor_snap: float = 0.1
-    erosion_margin: bool = True
     carve: bool = True
     keep_confidence: float = 0.9
     drop_confidence: float = 0.75

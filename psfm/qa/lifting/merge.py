@@ -29,7 +29,6 @@ class Cluster:
         fitted: the box fitted to ``points``.
         pixels: view index -> mask pixels the object covers there.
         source_ids: mask instance id -> points contributed (evaluation only).
-        scale: metres per pixel at the object's depth, for the erosion margin.
     """
 
     label: tuple[str | None, str]
@@ -37,7 +36,6 @@ class Cluster:
     fitted: FittedBox
     pixels: dict[int, int] = field(default_factory=dict)
     source_ids: Counter = field(default_factory=Counter)
-    scale: float = 0.0
 
     @property
     def majority_id(self) -> int:

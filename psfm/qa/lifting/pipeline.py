@@ -1,10 +1,11 @@
 """Lifting: views (depth + instance masks + cameras) -> gravity-aligned, metric ``SceneFacts``.
 
     floor RANSAC on room-structure points -> gravity frame (z up, floor z = 0)
-    per view, per instance: erode -> drop flying pixels -> smooth within the mask if noisy -> back-project
-        -> MAD trim -> >= min points -> box
+    per view, per instance: drop flying pixels -> drop boundary pixels off the object's surface (a
+        depth-checked erosion) -> smooth within the mask if noisy -> back-project -> MAD trim
+        -> >= min points -> box (every depth test widened to the view's measured noise)
     merge same-label detections across views (overlap of smaller >= 0.3, iterated) -> refit
-    carve each box with every view's silhouette and free space (psfm.qa.lifting.carve)
+    carve each box with every view's free space and labelled silhouettes (psfm.qa.lifting.carve)
     confidence gate (keep >= 0.9, drop < 0.75, verify in between) -> ObjectFacts
 
 A scene without a plausible floor is refused (no gravity, no "above", no heights) rather than
@@ -21,13 +22,20 @@ import numpy as np
 
 from psfm.geometry import backproject
 from psfm.qa.facts import LIFTED, CameraFact, ObjectFact, SceneFacts
-from psfm.qa.lifting.carve import MIN_MARGIN_M, CarvingView, carve_box, median_filter
+from psfm.qa.lifting.carve import MIN_MARGIN_M, ROOM, CarvingView, carve_box, median_filter
 from psfm.qa.lifting.confidence import gate
 from psfm.qa.lifting.config import LiftingConfig
 from psfm.qa.lifting.fit import FittedBox, fit_box
 from psfm.qa.lifting.gravity import fit_floor, floor_transform
 from psfm.qa.lifting.merge import Cluster, merge_clusters
-from psfm.qa.lifting.points import NOISY_DEPTH, flying_pixels, object_points, relative_noise, smooth_within_mask
+from psfm.qa.lifting.points import (
+    NOISY_DEPTH,
+    flying_pixels,
+    jump_tolerance,
+    object_points,
+    relative_noise,
+    smooth_within_mask,
+)
 from psfm.qa.lifting.room import room_footprint
 from psfm.qa.lifting.views import ViewInput, camera_up
 from psfm.qa.reasons import SkipLog
@@ -48,8 +56,9 @@ def _structure_points(
     median): noisy views are mean-filtered within the structure mask first, as objects are."""
     per_view, sigmas, ids = [], [], []
     for index, view in enumerate(views):
-        keep = (view.mask == 0) & (view.depth > 0) & ~flying_pixels(view.depth, config.flying_jump)
         noise = relative_noise(view.depth, view.depth > 0)
+        flying = flying_pixels(view.depth, jump_tolerance(config.flying_jump, noise))
+        keep = (view.mask == 0) & (view.depth > 0) & ~flying
         radius = config.smoothing_px if noise > NOISY_DEPTH else 0
         depth, averaged = smooth_within_mask(view.depth, keep, radius)
         per_view.append(backproject(depth, view.intrinsics, view.cam_to_world)[keep])
@@ -65,15 +74,14 @@ def _structure_points(
 
 
 class _Fitter:
-    """Fits boxes with the erosion margin and floor snap of ``config`` (shared by detection and merge)."""
+    """Fits boxes with the floor snap of ``config`` (shared by detection and merge)."""
 
     def __init__(self, config: LiftingConfig):
         self.config = config
 
-    def cluster(self, label: Label, points: np.ndarray, pixels: dict, ids: Counter, scale: float) -> Cluster | None:
-        margin = (self.config.erosion_px + 0.5) * scale if self.config.erosion_margin else 0.0
-        fitted = fit_box(points, margin=margin, floor_snap=self.config.floor_snap)
-        return None if fitted is None else Cluster(label, points, fitted, pixels, ids, scale)
+    def cluster(self, label: Label, points: np.ndarray, pixels: dict, ids: Counter) -> Cluster | None:
+        fitted = fit_box(points, floor_snap=self.config.floor_snap)
+        return None if fitted is None else Cluster(label, points, fitted, pixels, ids)
 
     def merge(self, a: Cluster, b: Cluster) -> Cluster | None:
         pixels = Counter(a.pixels)
@@ -83,7 +91,6 @@ class _Fitter:
             np.concatenate([a.points, b.points]),
             dict(pixels),
             a.source_ids + b.source_ids,
-            min(a.scale, b.scale),
         )
 
 
@@ -119,13 +126,11 @@ def _detections(
             if found is None:
                 skips.add(f"lifting/detection_{reason}")
                 continue
-            scale = float(np.median(view.depth[mask & (view.depth > 0)])) / float(view.intrinsics[0, 0])
             cluster = fitter.cluster(
                 labels[int(instance_id)],
                 _apply(to_gravity, found),
                 {index: int(mask.sum())},
                 Counter({int(instance_id): len(found)}),
-                scale,
             )
             if cluster is None:
                 skips.add("lifting/detection_degenerate_box")
@@ -134,26 +139,42 @@ def _detections(
     return merge_clusters(clusters, fitter.merge, config.merge_overlap)
 
 
-def _carving_views(views: Sequence[ViewInput], to_gravity: np.ndarray, config: LiftingConfig) -> list[CarvingView]:
-    """Per view: the depth to test against (median-filtered when noisy) and the margin its noise calls for."""
+def _carving_views(
+    views: Sequence[ViewInput], codes: Mapping[int, int], to_gravity: np.ndarray, config: LiftingConfig
+) -> list[CarvingView]:
+    """Per view: the depth to test against (median-filtered when noisy), the margin its noise calls
+    for, and the label code of every pixel (``codes``: mask id -> code; unnamed ids get -1)."""
     carving = []
     for view in views:
+        lookup = np.full(int(view.mask.max()) + 1, -1, dtype=np.int64)
+        lookup[0] = ROOM
+        for instance_id, code in codes.items():
+            if instance_id < len(lookup):
+                lookup[instance_id] = code
         noise = relative_noise(view.depth, view.depth > 0)
         depth, averaged = view.depth, 1
         if noise > NOISY_DEPTH and config.smoothing_px > 0:
             depth, averaged = median_filter(view.depth, CARVING_SMOOTHING_PX), (2 * CARVING_SMOOTHING_PX + 1) ** 2
         # a median of n samples has about 1.25 / sqrt(n) of one sample's spread
         margin = MIN_MARGIN_M + 3.0 * noise * depth * (1.25 if averaged > 1 else 1.0) / np.sqrt(averaged)
-        carving.append(CarvingView(depth, margin, view.intrinsics, to_gravity @ view.cam_to_world))
+        carving.append(CarvingView(depth, margin, view.intrinsics, to_gravity @ view.cam_to_world, lookup[view.mask]))
     return carving
 
 
 def _carve(
-    clusters: list[Cluster], views: Sequence[ViewInput], to_gravity: np.ndarray, config: LiftingConfig
+    clusters: list[Cluster],
+    views: Sequence[ViewInput],
+    labels: Mapping[int, Label],
+    to_gravity: np.ndarray,
+    config: LiftingConfig,
 ) -> list[Cluster]:
-    carving = _carving_views(views, to_gravity, config)
+    label_codes = {label: code for code, label in enumerate(sorted(set(labels.values()), key=str), start=ROOM + 1)}
+    carving = _carving_views(views, {i: label_codes[label] for i, label in labels.items()}, to_gravity, config)
     return [
-        replace(cluster, fitted=FittedBox(carve_box(cluster.fitted.box, carving), cluster.fitted.method))
+        replace(
+            cluster,
+            fitted=FittedBox(carve_box(cluster.fitted.box, label_codes[cluster.label], carving), cluster.fitted.method),
+        )
         for cluster in clusters
     ]
 
@@ -194,7 +215,7 @@ def lift_scene(
     to_gravity = floor_transform(floor)
     clusters = _detections(views, labels, to_gravity, config, skips)
     if config.carve:
-        clusters = _carve(clusters, views, to_gravity, config)
+        clusters = _carve(clusters, views, labels, to_gravity, config)
     kept = gate(clusters, config, skips)
     objects = tuple(
         ObjectFact(

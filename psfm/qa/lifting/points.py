@@ -1,19 +1,23 @@
 """From one view's depth and instance mask to a clean point cloud per object.
 
-Order matters: erode the mask first (boundary pixels mix object and background depth), then drop
-flying pixels (depth between two surfaces), back-project, and finally trim outliers with the median
-absolute deviation (MAD) of depth and of distance to the median point. MAD and not a fixed
-percentile: trimming "the worst 10 %" always removes the true extremes too and shrinks every box.
+Order matters: drop flying pixels (depth between two surfaces), then the mask's boundary pixels whose
+depth leaves the object's surface (a depth-checked erosion), back-project, and finally trim outliers
+with the median absolute deviation (MAD) of depth and of distance to the median point. MAD and not a
+fixed percentile: trimming "the worst 10 %" always removes the true extremes too and shrinks every box.
+
+Every depth test allows for the view's own noise (``jump_tolerance``): a fixed 5 % jump test on depth
+with 5 % noise flags four pixels in ten as flying.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from psfm.geometry import backproject
+from psfm.geometry import backproject_pixels
 
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 NOISY_DEPTH = 0.005  # relative noise above which depth is smoothed within masks
+NOISE_SIGMAS = 3.0  # a depth difference noise alone gives this rarely (1 in 370) marks an edge
 
 
 def erode(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -27,6 +31,15 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
         for dx in range(2 * radius + 1):
             out &= padded[dy : dy + height, dx : dx + width]
     return out
+
+
+def jump_tolerance(flying_jump: float, noise: float) -> float:
+    """Relative depth difference between two neighbours that the view's noise does not explain.
+
+    Two pixels with i.i.d. relative noise ``noise`` differ by ``sqrt(2) x noise`` (1 sigma); a jump
+    test tighter than ``NOISE_SIGMAS`` of that mistakes noise for edges.
+    """
+    return max(flying_jump, NOISE_SIGMAS * float(np.sqrt(2.0)) * noise)
 
 
 def flying_pixels(depth: np.ndarray, relative_jump: float) -> np.ndarray:
@@ -47,6 +60,51 @@ def flying_pixels(depth: np.ndarray, relative_jump: float) -> np.ndarray:
             jump[tuple(edge)] = False
         flying |= jump
     return flying
+
+
+def _middle(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Median of each row of ``values`` [K, M] over its ``valid`` entries (NaN where a row has none)."""
+    count = valid.sum(axis=1)
+    ordered = np.sort(np.where(valid, values, np.inf), axis=1)
+    rows = np.arange(len(values))
+    low = ordered[rows, np.maximum((count - 1) // 2, 0)]
+    high = ordered[rows, np.maximum(count // 2, 0)]
+    return np.where(count > 0, (low + high) / 2, np.nan)
+
+
+def inconsistent_boundary(depth: np.ndarray, mask: np.ndarray, radius: int, tolerance: float) -> np.ndarray:
+    """Pixels [H, W] within ``radius`` of the mask's edge whose depth leaves the object's surface beside them.
+
+    A boundary pixel is where mask and depth disagree: a flying pixel mixes the object with what
+    lies behind it, a segmenter's mask bleeds onto the background. Either way its depth departs from
+    the object's own surface, which its inner neighbours show: it is dropped when it differs by more
+    than ``tolerance`` (relative) from the median of the interior mask pixels in its (2r+1)² window,
+    or of all its mask neighbours where none is interior (a 2-pixel table leg or top rim). A blind
+    erosion drops every boundary pixel instead, which at 128 px is most of a small object (a 6 x 10
+    pixel vase loses 60 % of its pixels) and all of a thin part, although on a clean depth map none
+    of them is wrong.
+
+    On noisy depth a thin part can only be checked against itself, and its flying pixels may agree
+    within the (noise-wide) tolerance. Dropping such parts outright loses far tables and small
+    objects whole (rim and legs are all edge): at 128 px with 5 % noise, answer agreement fell from
+    90.7 % to 87.2 % for the same IoU, so they are kept and the within-mask smoothing averages them.
+    """
+    if radius <= 0:
+        return np.zeros_like(mask, dtype=bool)
+    interior = erode(mask, radius)
+    rows, cols = np.nonzero(mask & ~interior)
+    offsets = [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy or dx]
+    padded = [np.pad(a, radius) for a in (depth, mask & (depth > 0), interior & (depth > 0))]
+    gathered = [np.stack([a[rows + radius + dy, cols + radius + dx] for dy, dx in offsets], axis=1) for a in padded]
+    values, in_mask, in_interior = gathered  # [K, (2r+1)² - 1] each
+    reference = _middle(values, in_interior)
+    reference = np.where(np.isnan(reference), _middle(values, in_mask), reference)
+    own = depth[rows, cols]
+    with np.errstate(invalid="ignore"):
+        agrees = np.abs(own - reference) <= tolerance * reference
+    out = np.zeros_like(mask, dtype=bool)
+    out[rows[~agrees], cols[~agrees]] = True  # no reference (NaN) counts as disagreeing
+    return out
 
 
 def _box_sum(image: np.ndarray, radius: int) -> np.ndarray:
@@ -110,22 +168,25 @@ def object_points(
         depth: [H, W] metric z-depth, 0 = unknown.
         mask: [H, W] bool, the object's pixels.
         intrinsics, cam_to_world: the view's camera ([3, 3], [4, 4]).
-        erosion_px: mask erosion radius.
-        flying_jump: relative depth jump that marks a flying pixel.
+        erosion_px: width of the boundary band whose depth is checked against the surface beside it.
+        flying_jump: relative depth jump that marks a flying pixel on noise-free depth.
         mad_threshold: outlier cut in robust standard deviations.
         min_points: fewer surviving points than this and the detection is dropped.
         smoothing_px: radius of the within-mask mean filter, applied only when ``noise`` says the
             depth is noisy (averaging clean depth only blurs it).
         noise: the view's relative depth noise (``relative_noise``).
     """
-    keep = erode(mask, erosion_px) & (depth > 0) & ~flying_pixels(depth, flying_jump)
+    tolerance = jump_tolerance(flying_jump, noise)
+    keep = mask & (depth > 0) & ~flying_pixels(depth, tolerance)
+    keep &= ~inconsistent_boundary(depth, keep, erosion_px, tolerance)
     radius = smoothing_px if noise > NOISY_DEPTH else 0
     depth, _ = smooth_within_mask(depth, keep, radius)
     if keep.sum() < min_points:
         return None, "too_few_points"
     values = depth[keep]
     keep[keep] = mad_inliers(values, mad_threshold, floor=0.01 * float(np.median(values)))
-    points = backproject(np.where(keep, depth, 0.0), intrinsics, cam_to_world)[keep]  # [N, 3]
+    rows, cols = np.nonzero(keep)
+    points = backproject_pixels(rows, cols, depth[rows, cols], intrinsics, cam_to_world)  # [N, 3]
     distances = np.linalg.norm(points - np.median(points, axis=0), axis=1)
     inliers = mad_inliers(distances, mad_threshold, floor=0.01)
     if inliers.sum() < min_points:
