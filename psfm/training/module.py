@@ -72,9 +72,10 @@ class PretrainModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Clip each of ``PretrainModel.clip_groups`` to ``gradient_clip_val`` on its own; log the model's norm.
+        """Clip the gradient norm of each of ``PretrainModel.clip_groups`` to ``gradient_clip_val`` on its own.
 
-        Lightning has already unscaled fp16 gradients when it calls this hook.
+        Logs each group's norm before clipping (``train/grad_norm/<group>``). Always norm clipping
+        (``optim.grad_clip``); Lightning has already unscaled fp16 gradients when it calls this hook.
         """
         if not gradient_clip_val:
             return
