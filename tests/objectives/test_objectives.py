@@ -223,33 +223,35 @@ def test_teacher_weights_must_name_known_teachers():
         OBJECTIVES.build("psfm", dim=32, teacher_dims={"pixels": 768}, loss_views="context")
 
 
+def synthesize_targets(model: PretrainModel, batch: MultiViewBatch) -> torch.Tensor:
+    """The objective's features [B, T, N, D] for ``batch``'s target views (the loss covers targets only)."""
+    with torch.no_grad():
+        features, index, _ = model.objective.synthesize(model.encoder, batch)
+    assert torch.equal(index, batch.target_index)
+    return features
+
+
 def test_psfm_synthesizes_targets_from_context_images_and_target_cameras():
     """The encoder sees context views only; a target's features follow its camera, not its pixels."""
     model = build(tiny_config("psfm", loss_views="target")).eval()
     batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
 
-    def synthesize(changed: MultiViewBatch) -> torch.Tensor:
-        with torch.no_grad():
-            features, index, _ = model.objective.synthesize(model.encoder, changed)
-        assert torch.equal(index, changed.target_index)
-        return features
-
-    features = synthesize(batch)
+    features = synthesize_targets(model, batch)
     assert features.shape == (2, 2, 4, 32)
 
     target = batch.target_index[0, 0].item()
     repainted = batch.images.clone()
     repainted[0, target] = 1 - repainted[0, target]
-    torch.testing.assert_close(synthesize(replace(batch, images=repainted)), features, rtol=0, atol=0)
+    torch.testing.assert_close(synthesize_targets(model, replace(batch, images=repainted)), features, rtol=0, atol=0)
 
     context = batch.context_index[0, 1].item()
     repainted = batch.images.clone()
     repainted[0, context] = 1 - repainted[0, context]
-    assert not torch.allclose(synthesize(replace(batch, images=repainted))[0], features[0], atol=1e-4)
+    assert not torch.allclose(synthesize_targets(model, replace(batch, images=repainted))[0], features[0], atol=1e-4)
 
     moved = batch.cam_to_world.clone()
     moved[0, target, :3, 3] += torch.tensor([0.3, -0.2, 0.4])
-    after = synthesize(replace(batch, cam_to_world=moved))
+    after = synthesize_targets(model, replace(batch, cam_to_world=moved))
     assert not torch.allclose(after[0, 0], features[0, 0], atol=1e-4), "moving the target's camera changes nothing"
     torch.testing.assert_close(after[0, 1:], features[0, 1:])  # other targets decode independently
     torch.testing.assert_close(after[1], features[1])
@@ -273,20 +275,14 @@ def test_per_view_on_target_views_reconstructs_each_target_from_itself_alone():
     model = build(tiny_config("per_view", loss_views="target")).eval()
     batch = make_batch(batch_size=2, num_views=4, num_context=2, size=32)
 
-    def synthesize(changed: MultiViewBatch) -> torch.Tensor:
-        with torch.no_grad():
-            features, index, _ = model.objective.synthesize(model.encoder, changed)
-        assert torch.equal(index, changed.target_index)
-        return features
-
-    features = synthesize(batch)
+    features = synthesize_targets(model, batch)
     assert features.shape == (2, 2, 4, 32)
     context, target = batch.context_index[0, 0].item(), batch.target_index[0, 1].item()
     repainted = batch.images.clone()
     repainted[0, context] = 1 - repainted[0, context]  # a view outside the loss changes nothing
-    torch.testing.assert_close(synthesize(replace(batch, images=repainted)), features, rtol=0, atol=0)
+    torch.testing.assert_close(synthesize_targets(model, replace(batch, images=repainted)), features, rtol=0, atol=0)
     repainted[0, target] = 1 - repainted[0, target]  # a target changes its own features only
-    after = synthesize(replace(batch, images=repainted))
+    after = synthesize_targets(model, replace(batch, images=repainted))
     assert not torch.allclose(after[0, 1], features[0, 1], atol=1e-4)
     torch.testing.assert_close(after[0, 0], features[0, 0])
     torch.testing.assert_close(after[1], features[1])
