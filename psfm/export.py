@@ -97,13 +97,8 @@ class FrozenSpatialEncoder(nn.Module):
         return self.encoder(images.to(self.device, self.dtype)).latents
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialEncoder:
-    """Rebuild a frozen encoder from an export folder (or its ``encoder.json``)."""
-    from safetensors.torch import load_file
-
-    from psfm.training.config import BackboneConfig, EncoderConfig
-    from psfm.training.model import build_encoder
-
+def read_export(path: str | Path) -> tuple[dict, Path]:
+    """The checked ``encoder.json`` record of an export folder (or the file itself) and its path."""
     path = Path(path)
     record_path = path / "encoder.json" if path.is_dir() else path
     if not record_path.is_file():
@@ -111,12 +106,50 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialE
     record = json.loads(record_path.read_text("utf-8"))
     if record.get("format") != EXPORT_FORMAT or record.get("version") != EXPORT_VERSION:
         raise ValueError(f"{record_path}: not a {EXPORT_FORMAT} v{EXPORT_VERSION} export")
-    encoder = build_encoder(BackboneConfig(**record["backbone"]), EncoderConfig(**record["encoder"]))
+    return record, record_path
+
+
+def build_from_record(record: dict) -> nn.Module:
+    """A ``SpatialEncoder`` of the export's architecture at random init (weights not loaded)."""
+    from psfm.training.config import BackboneConfig, EncoderConfig
+    from psfm.training.model import build_encoder
+
+    # exports written before the reference-view mark existed have no such key and no such weight
+    encoder_record = {"reference_view": False, **record["encoder"]}
+    return build_encoder(BackboneConfig(**record["backbone"]), EncoderConfig(**encoder_record))
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialEncoder:
+    """Rebuild a frozen encoder from an export folder (or its ``encoder.json``)."""
+    from safetensors.torch import load_file
+
+    record, record_path = read_export(path)
+    encoder = build_from_record(record)
     weights = record_path.with_suffix(".safetensors")
     state = load_file(str(weights))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(
             f"{weights}: does not match {record_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    return FrozenSpatialEncoder(encoder.to(device), record["image_size"])
+
+
+def random_init_twin(path: str | Path, seed: int = 0, device: str | torch.device = "cpu") -> FrozenSpatialEncoder:
+    """The export's architecture at a seeded random init: the baseline every trained encoder must beat.
+
+    What PSFM trained is re-drawn; what it did not train is kept: a *frozen* backbone (e.g. a
+    pretrained DINOv2 or VGGT) keeps the export's weights, so the twin isolates what PSFM learned.
+    """
+    from safetensors.torch import load_file
+
+    record, record_path = read_export(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = build_from_record(record)
+    if record["backbone"].get("frozen"):
+        state = load_file(str(record_path.with_suffix(".safetensors")))
+        encoder.backbone.load_state_dict(
+            {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         )
     return FrozenSpatialEncoder(encoder.to(device), record["image_size"])

@@ -40,6 +40,9 @@ class MultiViewBatch:
         view_ids: [B, V] long, which stored views of the scene were sampled (in batch order).
         depth: [B, V, 1, H, W] float metres (0 = unknown), or None when not loaded.
         instance: [B, V, 1, H, W] long instance ids (0 = background), or None when not loaded.
+        clean_images: [B, V, 3, H, W] the images before colour jitter, or None when ``images`` were not
+            jittered. Teachers read these (``teacher_images``): a per-view random jitter is something no
+            decoder can predict from the context, so it must not be in the targets.
         scene_keys: B scene identifiers.
         pose_sources: B of ``POSE_SOURCES``.
         skipped: samples the producing worker skipped (corrupt/invalid) since its previous batch;
@@ -56,6 +59,7 @@ class MultiViewBatch:
     view_ids: torch.Tensor
     depth: torch.Tensor | None = None
     instance: torch.Tensor | None = None
+    clean_images: torch.Tensor | None = None
     scene_keys: list[str] = field(default_factory=list)
     pose_sources: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -67,6 +71,11 @@ class MultiViewBatch:
     @property
     def num_views(self) -> int:
         return self.images.shape[1]
+
+    @property
+    def teacher_images(self) -> torch.Tensor:
+        """[B, V, 3, H, W]: what teachers see, the un-jittered images (``images`` when nothing was jittered)."""
+        return self.images if self.clean_images is None else self.clean_images
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> MultiViewBatch:
         """Move every tensor field; Lightning calls this through ``transfer_batch_to_device``."""

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
+from psfm.datamodules.covisibility import SceneCameras
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.pose_noise import PoseNoise, perturb_poses
@@ -33,12 +34,18 @@ class DecodedScene:
     depths: list[np.ndarray] | None
     masks: list[np.ndarray] | None
 
+    PER_VIEW = ("view_ids", "images", "intrinsics", "cam_to_world", "depths", "masks")  # not a field: no annotation
+
     def truncate(self, num_views: int) -> None:
-        """Keep the first ``num_views`` (still a uniformly random subset: selection order is shuffled)."""
-        for name in ("view_ids", "images", "intrinsics", "cam_to_world", "depths", "masks"):
+        """Keep the first ``num_views`` (still a valid draw: ``ViewSampling.select`` order allows any prefix)."""
+        self.reorder(list(range(num_views)))
+
+    def reorder(self, order: list[int]) -> None:
+        """Keep the views at positions ``order``, in that order."""
+        for name in self.PER_VIEW:
             values = getattr(self, name)
             if values is not None:
-                setattr(self, name, values[:num_views])
+                setattr(self, name, [values[position] for position in order])
 
 
 def normalize_poses(cam_to_world: np.ndarray) -> tuple[np.ndarray, float]:
@@ -99,7 +106,7 @@ class SceneBatcher:
                 continue
             num_views = min(batch_views, scene.meta.num_views)
             try:
-                decoded = self.decode(scene, self.views.select(rng, scene.meta.num_views, num_views), rng)
+                decoded = self.decode(scene, self.select(scene, num_views, rng), rng)
             except ShardFormatError as error:
                 SKIPS.add("decode", str(error))
                 continue
@@ -114,6 +121,22 @@ class SceneBatcher:
                 batch_views = self.views.num_views(rng, self.views.max_views)
         if pending and self.partial:
             yield self.collate(pending, noise_rng)
+
+    def select(self, scene: ParsedScene, num_views: int, rng: random.Random) -> list[int]:
+        """The scene's views for this batch; ``views.target_overlap`` needs its cameras (and depth, if loaded)."""
+        if not self.views.target_overlap:
+            return self.views.select(rng, scene.meta.num_views, num_views)
+        metric = self.load_depth and scene.meta.metric_scale != "none"  # depth maps in the poses' units
+
+        def reference_depth(view_id: int) -> float | None:
+            name = scene.meta.views[view_id].depth
+            if not name:
+                return None
+            depth = decode_depth(scene.members[name], f"{scene.url}:{scene.key}.{name}")
+            return float(np.median(depth[depth > 0])) if (depth > 0).any() else None
+
+        cameras = SceneCameras.from_meta(scene.meta)
+        return self.views.select(rng, scene.meta.num_views, num_views, cameras, reference_depth if metric else None)
 
     def decode(self, scene: ParsedScene, view_ids: list[int], rng) -> DecodedScene:
         """Decode and fit the chosen views; raises ``ShardFormatError`` naming the broken member."""
@@ -163,6 +186,12 @@ class SceneBatcher:
     def collate(self, scenes: list[DecodedScene], rng: random.Random | None = None) -> MultiViewBatch:
         num_views = len(scenes[0].view_ids)
         num_context = self.views.num_context(num_views)
+        context_index, target_index = [], []
+        for scene in scenes:  # batch order (capture order for windows) and where context and targets sit in it
+            order, context, targets = self.views.arrange(scene.view_ids, num_context)
+            scene.reorder(order)
+            context_index.append(context)
+            target_index.append(targets)
         images = torch.from_numpy(np.stack([np.stack(s.images) for s in scenes]))  # B V H W 3 uint8
         poses, scales = [], []
         for scene in scenes:
@@ -180,8 +209,8 @@ class SceneBatcher:
             images=images.permute(0, 1, 4, 2, 3).float().div_(255.0),
             intrinsics=torch.from_numpy(np.stack([np.stack(s.intrinsics) for s in scenes])).float(),
             cam_to_world=torch.from_numpy(np.stack(poses)).float(),
-            context_index=torch.arange(num_context).expand(batch_size, -1).clone(),
-            target_index=torch.arange(num_context, num_views).expand(batch_size, -1).clone(),
+            context_index=torch.tensor(context_index, dtype=torch.long).view(batch_size, num_context),
+            target_index=torch.tensor(target_index, dtype=torch.long).view(batch_size, num_views - num_context),
             pose_scale=torch.tensor(scales, dtype=torch.float32),
             has_pose=torch.tensor([s.cam_to_world is not None for s in scenes]),
             view_ids=torch.tensor([s.view_ids for s in scenes], dtype=torch.long),

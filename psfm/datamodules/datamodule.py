@@ -27,7 +27,9 @@ class DataModuleConfig:
             scenes over all ranks (default: the manifest's count). Single-process validation reads
             each scene exactly once; multi-rank validation draws shards with replacement so every
             rank yields the same number of batches (the manifest's count over all ranks).
-        augment: colour jitter on the device after transfer.
+        augment: colour jitter on the device after transfer, per view, on the images the encoder sees;
+            the teachers keep the clean images (``MultiViewBatch.clean_images``), so targets stay a
+            function of the scene and camera that the decoder can predict.
         pose_noise: rotation/translation noise on training poses (``PoseNoise``), to mimic predicted poses.
     """
 
@@ -144,5 +146,6 @@ class SceneDataModule(L.LightningDataModule):
         if training and self._train_loader is not None:
             self._train_loader.consumed += 1
         if self.augmentation is not None and training:
+            batch.clean_images = batch.images
             batch.images = self.augmentation(batch.images)
         return batch

@@ -69,6 +69,10 @@ class PhotometricAugmentation(torch.nn.Module):
     """Colour jitter, per view, on the device; geometry (and so intrinsics) is untouched.
 
     Independent per-view jitter mimics auto-exposure differences between frames of a real capture.
+    It is for the encoder's input only: ``SceneDataModule`` keeps the un-jittered images beside the
+    jittered ones (``MultiViewBatch.clean_images``) and the teachers read those, because a target
+    view's random jitter is not predictable from the context views and would only add noise to the
+    loss. (Spa3R trains without colour jitter: ``datamodule.augment=false``.)
     """
 
     def __init__(

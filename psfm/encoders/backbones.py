@@ -28,14 +28,25 @@ class PatchTokens:
 
 
 class Backbone(nn.Module):
-    """Base class: ``dim`` (Db) and ``patch_size`` (pixels per patch side) are set by subclasses."""
+    """Base class: ``dim`` (Db) and ``patch_size`` (pixels per patch side) are set by subclasses.
+
+    ``joint_views`` backbones (VGGT) see all views of a scene together: ``SpatialEncoder`` then calls
+    ``forward_views`` with whole scenes instead of ``forward`` with single images.
+    """
 
     dim: int
     patch_size: int
+    joint_views: bool = False
 
     def forward(self, images: torch.Tensor) -> PatchTokens:
         """images: [M, 3, H, W] float in [0, 1], H and W multiples of ``patch_size``."""
         raise NotImplementedError
+
+    def forward_views(self, images: torch.Tensor) -> PatchTokens:
+        """images: [B, V, 3, H, W] in [0, 1] -> tokens [B, V, N, Db]; per view unless ``joint_views``."""
+        batch, views = images.shape[:2]
+        out = self(images.flatten(0, 1))
+        return PatchTokens(out.tokens.unflatten(0, (batch, views)), out.grid)
 
 
 BACKBONES: Registry[Backbone] = Registry("backbone")
@@ -115,14 +126,19 @@ def vit_tiny(img_size: int | tuple[int, int] = 128, **kwargs) -> TimmViT:
 
 
 class ModuleBackbone(Backbone):
-    """A user's own per-view network (e.g. a frozen VGGT aggregator) behind the backbone interface.
+    """A user's own network (e.g. a frozen VGGT aggregator) behind the backbone interface.
 
     ``factory`` ("package.module:function") is called with ``kwargs`` and must return an
     ``nn.Module`` with int attributes ``dim`` and ``patch_size`` whose forward maps images
     [M, 3, H, W] in [0, 1] to patch tokens [M, (H / p) * (W / p), dim] in row-major order.
+    With ``joint_views`` it maps whole scenes instead, [B, V, 3, H, W] -> [B, V, (H / p) * (W / p), dim]:
+    VGGT must see a scene's views together (and marks the first as the reference frame); a single
+    image is then passed as a one-view scene.
     """
 
-    def __init__(self, factory: str, frozen: bool = True, kwargs: dict | None = None, **_ignored):
+    def __init__(
+        self, factory: str, frozen: bool = True, kwargs: dict | None = None, joint_views: bool = False, **_ignored
+    ):
         super().__init__()
         from psfm.teachers.module_teacher import import_factory
 
@@ -131,6 +147,7 @@ class ModuleBackbone(Backbone):
         if missing:
             raise ValueError(f"backbone factory {factory!r} returned a module without int attribute(s) {missing}")
         self.dim, self.patch_size, self.frozen = self.net.dim, self.net.patch_size, frozen
+        self.joint_views = joint_views
         if frozen:
             self.net.requires_grad_(False).eval()
 
@@ -139,15 +156,37 @@ class ModuleBackbone(Backbone):
         return self
 
     def forward(self, images: torch.Tensor) -> PatchTokens:
-        grid = (images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+        if self.joint_views:  # each image its own one-view scene
+            out = self.forward_views(images[:, None])
+            return PatchTokens(out.tokens[:, 0], out.grid)
+        return PatchTokens(self._run(images, images.shape[:1]), self._grid(images))
+
+    def forward_views(self, images: torch.Tensor) -> PatchTokens:
+        """images: [B, V, 3, H, W] -> tokens [B, V, N, Db], in one call of the module when ``joint_views``."""
+        if not self.joint_views:
+            return super().forward_views(images)
+        return PatchTokens(self._run(images, images.shape[:2]), self._grid(images))
+
+    def _grid(self, images: torch.Tensor) -> tuple[int, int]:
+        return images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size
+
+    def _run(self, images: torch.Tensor, leading: torch.Size) -> torch.Tensor:
+        """The module's tokens, checked to be [*leading, N, Db] (leading: (M,) per view, (B, V) joint)."""
+        grid = self._grid(images)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             tokens = self.net(images)
-        if tokens.shape[:2] != (images.shape[0], grid[0] * grid[1]):
-            raise ValueError(f"backbone module returned {tuple(tokens.shape)}, expected [M, {grid[0] * grid[1]}, D]")
-        return PatchTokens(tokens, grid)
+        expected = (*leading, grid[0] * grid[1])
+        if tuple(tokens.shape[:-1]) != expected:
+            layout = "[B, V, N, D]" if self.joint_views else "[M, N, D]"
+            raise ValueError(
+                f"backbone module returned {tuple(tokens.shape)}, expected {layout} with leading shape {expected}"
+            )
+        return tokens
 
 
 @register_backbone("module")
-def module_backbone(factory: str, frozen: bool = True, kwargs: dict | None = None, **ignored) -> ModuleBackbone:
-    """``backbone.name=module backbone.overrides={factory: "my_pkg.vggt:build", kwargs: {...}}``."""
-    return ModuleBackbone(factory, frozen, kwargs)
+def module_backbone(
+    factory: str, frozen: bool = True, kwargs: dict | None = None, joint_views: bool = False, **ignored
+) -> ModuleBackbone:
+    """``backbone.name=module backbone.overrides={factory: "my_pkg.vggt:build", kwargs: {...}, joint_views: true}``."""
+    return ModuleBackbone(factory, frozen, kwargs, joint_views)

@@ -31,6 +31,8 @@ class SpatialEncoder(nn.Module):
 
     def encode_views(self, images: torch.Tensor) -> PatchTokens:
         """images: [B, V, 3, H, W] in [0, 1] -> tokens [B, V, N, Db] and the patch grid."""
+        if getattr(self.backbone, "joint_views", False):  # a scene's views together (VGGT), see ModuleBackbone
+            return self.backbone.forward_views(images)
         batch, views = images.shape[:2]
         out = self.backbone(images.flatten(0, 1))
         return PatchTokens(out.tokens.unflatten(0, (batch, views)), out.grid)

@@ -108,7 +108,8 @@ class PSFMObjective(nn.Module):
         out: dict[str, torch.Tensor] = {}
         total = features.new_zeros(())
         for name, teacher in teachers.items():
-            targets = teacher(batch.images.flatten(0, 1), grid).unflatten(0, batch.images.shape[:2])  # B V N Dt
+            # clean (un-jittered) images, every view of each scene at once: joint teachers (VGGT) see them together
+            targets = teacher.forward_views(batch.teacher_images, grid)  # B V N Dt
             targets = normalize_targets(targets, self.target_norm)
             predictions = self.heads[name](features)
             loss, parts = feature_loss(

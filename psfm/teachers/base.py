@@ -19,20 +19,36 @@ class Teacher(nn.Module):
 
     Attributes:
         dim: feature channels per patch (Dt).
+        joint_views: the teacher sees all views of a scene together (VGGT), so a view's features may
+            depend on the scene's other views; such a teacher overrides ``scene_features``.
     """
 
     dim: int
+    joint_views: bool = False
 
     def features(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """images: [M, 3, H, W] float in [0, 1] -> [M, h * w, Dt] for the patch grid ``grid = (h, w)``."""
         raise NotImplementedError
 
+    def scene_features(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """images: [B, V, 3, H, W] in [0, 1] -> [B, V, h * w, Dt]; per-view teachers see each view alone."""
+        return self.features(images.flatten(0, 1), grid).unflatten(0, tuple(images.shape[:2]))
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """images: [M, 3, H, W] -> float32 [M, h * w, Dt], without gradients, in eval mode."""
+        return self._frozen(self.features, images, grid)
+
+    @torch.no_grad()
+    def forward_views(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """images: [B, V, 3, H, W] -> float32 [B, V, h * w, Dt]: how objectives ask for a batch's targets."""
+        return self._frozen(self.scene_features, images, grid)
+
+    def _frozen(self, features, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         was_training = self.training
         self.eval()
         try:
-            return self.features(images, grid).float()
+            return features(images, grid).float()
         finally:
             self.train(was_training)
 

@@ -45,6 +45,7 @@ class EncoderConfig:
     mlp_ratio: float = 4.0
     qk_norm: bool = True
     rope_base: float = 100.0
+    reference_view: bool = True  # mark context view 0, the frame of the target poses (psfm.encoders.latent)
     trainable: bool = True
 
 
@@ -106,7 +107,13 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warmup then per-step cosine decay to ``min_lr_ratio · lr``."""
+    """AdamW with linear warmup then per-step cosine decay to ``min_lr_ratio · lr``.
+
+    ``decay_all``: weight decay on every trainable parameter (torch's AdamW default, Spa3R's recipe);
+    false exempts biases, norms, learned tokens and position embeddings. ``grad_clip_mode``:
+    ``per_group`` clips each of ``PretrainModel.clip_groups`` (model, detached depth probe) on its
+    own; ``global`` clips one norm over all trainable parameters (Spa3R's).
+    """
 
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -114,6 +121,12 @@ class OptimConfig:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
+    decay_all: bool = False
+    grad_clip_mode: str = "per_group"  # per_group | global
+
+    def __post_init__(self) -> None:
+        if self.grad_clip_mode not in ("per_group", "global"):
+            raise ValueError(f"optim.grad_clip_mode must be 'per_group' or 'global', got {self.grad_clip_mode!r}")
 
 
 @dataclass

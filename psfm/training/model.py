@@ -99,6 +99,10 @@ class PretrainModel(nn.Module):
 
     @torch.no_grad()
     def update_teachers(self, step: int) -> None:
-        """After an optimizer step: EMA teachers follow the student backbone."""
+        """Once per optimizer step that changed the weights: EMA teachers follow the student backbone.
+
+        Not per micro-batch (under accumulation over k that would make the momentum m^k) and not
+        after a step skipped for a non-finite loss; ``PretrainModule`` decides when to call it.
+        """
         for teacher in self.teachers.values():
             teacher.update(self.encoder.backbone, step)

@@ -43,6 +43,8 @@ class PretrainModule(L.LightningModule):
         self.consecutive_nan_steps = 0
         self.nan_steps = 0
         self._step_started = None
+        self._teachers_at_step = 0  # the global step the EMA teachers last followed (set again at train start)
+        self._finite_since_step = False  # a micro-batch since then had a finite loss (so the weights moved)
 
     # FSDP2 (Lightning's ModelParallelStrategy calls this): shard every trainable transformer block, then the
     # encoder and the objective; frozen teachers stay whole on every rank
@@ -74,16 +76,24 @@ class PretrainModule(L.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Clip the gradient norm of each of ``PretrainModel.clip_groups`` to ``gradient_clip_val`` on its own.
 
-        Logs each group's norm before clipping (``train/grad_norm/<group>``). Always norm clipping
-        (``optim.grad_clip``); Lightning has already unscaled fp16 gradients when it calls this hook.
+        With ``optim.grad_clip_mode=global`` one norm over every trainable parameter is clipped instead
+        (Spa3R's recipe; the depth probe then shares it, see ``PretrainModel.clip_groups``). Logs each
+        group's norm before clipping (``train/grad_norm/<group>``, ``train/grad_norm/global``). Always
+        norm clipping (``optim.grad_clip``); Lightning has already unscaled fp16 gradients when it calls this hook.
         """
         if not gradient_clip_val:
             return
-        for name, params in self.model.clip_groups().items():
+        groups = self.model.clip_groups()
+        if self.optim_config.grad_clip_mode == "global":
+            groups = {"global": [param for params in groups.values() for param in params]}
+        for name, params in groups.items():
             norm = torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
             self.log(f"train/grad_norm/{name}", norm, on_step=True, on_epoch=False)
 
     # steps -----------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        self._teachers_at_step = self.global_step  # after a resume: the restored step, not 0
+
     def on_train_batch_start(self, batch: MultiViewBatch, batch_idx: int) -> None:
         self._step_started = time.perf_counter()
 
@@ -102,15 +112,34 @@ class PretrainModule(L.LightningModule):
                 )
             return None
         self.consecutive_nan_steps = 0
+        self._finite_since_step = True
         self._log_parts("train", out, batch)
         return out["loss"]
 
     def on_train_batch_end(self, outputs, batch: MultiViewBatch, batch_idx: int) -> None:
-        self.model.update_teachers(self.global_step)
+        self._follow_optimizer_step()
         if self._step_started is not None:
             seconds = time.perf_counter() - self._step_started
             views = batch.batch_size * batch.num_views * self.trainer.world_size
             self.log("views_per_s", views / max(seconds, 1e-9), prog_bar=True, batch_size=batch.batch_size)
+
+    def _follow_optimizer_step(self) -> None:
+        """Update the EMA teachers once per optimizer step that trained on at least one finite loss.
+
+        The test is "did ``global_step`` advance since the last update": Lightning advances it exactly
+        once per optimizer step, after the step, whatever the accumulation, precision plugin or strategy.
+        Hooks tied to the optimizer are less robust: ``on_before_zero_grad`` runs at the *start* of an
+        accumulation window (so never after the last step), and the ``optimizer_step`` hook runs on
+        every micro-batch under strategies that accumulate themselves (DeepSpeed). A step whose
+        micro-batches all had a non-finite loss (``training_step`` returned None) left the student
+        unchanged, so the teachers skip it too: the momentum is per real update (m, not m^k under
+        accumulation over k).
+        """
+        if self.global_step == self._teachers_at_step:
+            return  # still accumulating micro-batches of this step
+        if self._finite_since_step:
+            self.model.update_teachers(self.global_step)
+        self._teachers_at_step, self._finite_since_step = self.global_step, False
 
     def validation_step(self, batch: MultiViewBatch, batch_idx: int) -> None:
         self._log_parts("val", self.model(batch), batch, sync_dist=True)

@@ -13,8 +13,14 @@ from psfm.training.config import OptimConfig
 LEARNED_TOKENS = (".queries", ".registers", ".cls_token", ".reg_token", ".dist_token", ".mask_token")
 
 
-def parameter_groups(named: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms, and learned tokens (1-D tensors, query/register tables, timm's tokens)."""
+def parameter_groups(named: list[tuple[str, nn.Parameter]], weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """No weight decay on biases, norms, and learned tokens (1-D tensors, query/register tables, timm's tokens).
+
+    ``decay_all`` puts every parameter in one decayed group instead: torch's AdamW default, which
+    Spa3R's reference code trains with.
+    """
+    if decay_all:
+        return [{"params": [param for _, param in named], "weight_decay": weight_decay}]
     decay, no_decay = [], []
     for name, param in named:
         exempt = param.ndim <= 1 or name.endswith(LEARNED_TOKENS) or "pos_embed" in name
@@ -34,7 +40,10 @@ def build_optimizer(
     named: list[tuple[str, nn.Parameter]], config: OptimConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     optimizer = torch.optim.AdamW(
-        parameter_groups(named, config.weight_decay), lr=config.lr, betas=tuple(config.betas), fused=False
+        parameter_groups(named, config.weight_decay, config.decay_all),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        fused=False,
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, config.warmup_steps, config.min_lr_ratio)

@@ -49,6 +49,29 @@ def test_batch_contract(scene_shards):
         assert torch.allclose(batch.depth[:, :, 0, 0, 0], 1.0 + batch.view_ids.float(), atol=1e-3)
 
 
+@pytest.mark.parametrize("target_overlap", [0.0, 0.3])
+def test_window_batches_come_in_capture_order_with_views_and_cameras_kept_together(scene_shards, target_overlap):
+    directory, keys = scene_shards
+    views = ViewSampling(4, 5, strategy="window", min_gap=1, max_gap=1, target_overlap=target_overlap)
+    urls = resolve_shards(str(directory)).urls
+    batches = stream(urls, views=views, load_depth=True)
+    assert sorted(k for b in batches for k in b.scene_keys) == keys
+    for batch in batches:
+        b, v = batch.batch_size, batch.num_views
+        ids = batch.view_ids
+        assert torch.equal(ids, torch.sort(ids, dim=1).values), "views in capture order"
+        if not target_overlap:  # consecutive frames (gap 1); covisible targets may be any frame of the span
+            assert (ids.diff(dim=1) == 1).all()
+        context, target = batch.context_index, batch.target_index
+        assert context.shape == (b, max(1, int(0.5 * v))) and (context[:, 0] == 0).all()
+        assert torch.equal(torch.sort(torch.cat([context, target], 1)).values, torch.arange(v).expand(b, -1))
+        assert torch.allclose(batch.cam_to_world[:, 0], torch.eye(4).expand(b, 4, 4), atol=1e-5)
+        assert torch.allclose(batch.depth[:, :, 0, 0, 0], 1.0 + ids.float(), atol=1e-3)  # depth follows its view
+    assert [b.view_ids.tolist() for b in batches] == [
+        b.view_ids.tolist() for b in stream(urls, views=views, load_depth=True)
+    ]
+
+
 def test_normalized_poses_give_back_the_metric_ones():
     rng = np.random.default_rng(0)
     poses = np.stack([look_at(rng.normal(0, 3, 3), rng.normal(0, 1, 3), rng.uniform(-10, 10)) for _ in range(5)])

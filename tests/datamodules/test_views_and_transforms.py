@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
+from psfm.datamodules.covisibility import SceneCameras, overlap_scores
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.transforms import fit_view
 from psfm.datamodules.views import ViewSampling
 from psfm.geometry import intrinsics_from_fov, look_at, project
+from tests.conftest import make_batch
 
 
 def test_random_selection_is_distinct_and_in_range():
@@ -22,19 +28,51 @@ def test_random_selection_is_distinct_and_in_range():
     assert sampling.num_context(6) == 3 and sampling.num_context(1) == 1
 
 
-def test_window_selection_is_a_strided_stretch():
-    sampling, rng = ViewSampling(4, 4, strategy="window", max_stride=3), random.Random(1)
-    strides = set()
-    for _ in range(200):
-        chosen = sorted(sampling.select(rng, 20, 4))
-        steps = set(np.diff(chosen))
-        assert len(steps) == 1 and 1 <= steps.pop() <= 3
-        strides.add(chosen[1] - chosen[0])
-    assert strides == {1, 2, 3}
+def test_window_is_sorted_frames_with_gaps_in_range_and_the_first_frame_as_reference():
+    sampling, rng = ViewSampling(4, 4, strategy="window", min_gap=2, max_gap=6), random.Random(1)
+    gaps = set()
+    for _ in range(300):
+        chosen = sampling.select(rng, 100, 4)
+        frames = sorted(chosen)
+        assert chosen[0] == frames[0], "the window's first frame is the reference (view 0, context)"
+        steps = np.diff(frames)
+        assert all(2 <= step <= 6 for step in steps)
+        gaps.update(steps.tolist())
+    assert gaps == {2, 3, 4, 5, 6}  # each gap drawn on its own, every value reached
+
+
+def test_window_shrinks_its_gaps_to_fit_and_falls_back_on_short_captures():
+    sampling, rng = ViewSampling(4, 4, strategy="window", min_gap=2, max_gap=6), random.Random(2)
+    for _ in range(100):
+        frames = sorted(sampling.select(rng, 10, 4))  # 3 gaps of at most (10 - 1) // 3 = 3
+        assert all(2 <= step <= 3 for step in np.diff(frames)) and frames[-1] < 10
+        short = sampling.select(rng, 5, 4)  # 3 gaps of 2 need 7 frames: any 4 distinct, earliest first
+        assert len(set(short)) == 4 and max(short) < 5 and short[0] == min(short)
+    assert sampling.select(rng, 5, 1)[0] in range(5)
+
+
+def test_window_batches_hold_views_in_capture_order_with_context_anywhere():
+    sampling = ViewSampling(6, 6, strategy="window", min_gap=1, max_gap=3)
+    selected = [10, 17, 12, 15, 11, 13]  # select's order: reference, two more context views, three targets
+    order, context, targets = sampling.arrange(selected, num_context=3)
+
+    assert [selected[i] for i in order] == [10, 11, 12, 13, 15, 17]
+    assert context == [0, 2, 5] and targets == [1, 3, 4]  # positions of 10, 12, 17 and of 11, 13, 15
+    assert ViewSampling(strategy="random").arrange(selected, 3) == (list(range(6)), [0, 1, 2], [3, 4, 5])
 
 
 @pytest.mark.parametrize(
-    "bad", [dict(min_views=0), dict(min_views=5, max_views=4), dict(context_ratio=0.0), dict(strategy="x")]
+    "bad",
+    [
+        dict(min_views=0),
+        dict(min_views=5, max_views=4),
+        dict(context_ratio=0.0),
+        dict(strategy="x"),
+        dict(min_gap=0),
+        dict(min_gap=3, max_gap=2),
+        dict(target_overlap=1.5),
+        dict(overlap_depth=0.0),
+    ],
 )
 def test_invalid_sampling_is_refused(bad):
     with pytest.raises(ValueError, match="views:"):
@@ -58,3 +96,91 @@ def test_fitting_keeps_projection_consistent(crop):
     assert fitted[int(v2), int(u2)].min() > 128  # the point still sits on its bright square
     ys, xs = np.nonzero(fitted[..., 0] > 128)
     assert abs(xs.mean() + 0.5 - u2) < 0.75 and abs(ys.mean() + 0.5 - v2) < 0.75
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_colour_jitter_reaches_the_encoder_images_and_keeps_the_clean_ones_for_teachers(training):
+    datamodule = SceneDataModule(DataModuleConfig(augment=True))
+    datamodule.trainer = SimpleNamespace(training=training)
+    batch = make_batch(batch_size=2, num_views=4)
+    original = batch.images.clone()
+    torch.manual_seed(0)
+
+    out = datamodule.on_after_batch_transfer(replace(batch), 0)
+
+    if not training:  # validation sees clean images and nothing else
+        assert out.clean_images is None and torch.equal(out.images, original)
+        return
+    assert torch.equal(out.clean_images, original) and torch.equal(out.teacher_images, original)
+    assert not torch.allclose(out.images, original, atol=1e-3)
+    assert out.images.shape == original.shape and out.images.min() >= 0 and out.images.max() <= 1
+
+
+def facing_cameras(directions: list[tuple[float, float]], spacing: float = 0.1) -> SceneCameras:
+    """Cameras 1 m up along the x axis (``spacing`` apart), each looking along its (dx, dy) direction."""
+    poses = []
+    for index, (dx, dy) in enumerate(directions):
+        eye = np.array([spacing * index, 0.0, 1.0])
+        poses.append(look_at(eye, eye + np.array([dx, dy, 0.0])))
+    intrinsics = np.stack([intrinsics_from_fov(64, 48, 60.0)] * len(directions))
+    return SceneCameras(intrinsics, np.stack(poses), (48, 64))
+
+
+def test_overlap_scores_follow_the_frustums():
+    cameras = facing_cameras([(1, 0), (1, 0), (-1, 0), (0, 1), (1, 1)])
+
+    scores = overlap_scores(cameras, [1, 2, 3, 4], context=[0], depth=2.0)
+
+    assert scores[0] > 0.9  # beside the context camera, looking the same way
+    assert scores[1] == 0.0 and scores[2] == 0.0  # facing away; turned 90 degrees with a 60-degree field of view
+    assert 0.0 < scores[3] < scores[0]  # turned 45 degrees: partly seen
+    sideways = SceneCameras(cameras.intrinsics[:2], cameras.cam_to_world[:2].copy(), (48, 64))
+    sideways.cam_to_world[1, :3, 3] += sideways.cam_to_world[1, :3, 0] * 2.0  # 2 m to its right
+    near, far = (overlap_scores(sideways, [1], [0], depth)[0] for depth in (0.5, 20.0))
+    assert near == 0.0 and far > 0.8  # the cut depth matters: far away the two frustums meet
+
+
+def test_targets_facing_away_from_the_context_are_never_chosen_when_overlapping_ones_exist():
+    cameras = facing_cameras([(1, 0)] * 6 + [(-1, 0)] * 6)  # two groups looking in opposite directions
+    group = [0] * 6 + [1] * 6
+    covisible = ViewSampling(4, 4, context_ratio=0.25, target_overlap=0.5)  # one context view, three targets
+    rng = random.Random(0)
+    for _ in range(200):
+        chosen = covisible.select(rng, 12, 4, cameras)
+        assert len(set(chosen)) == 4
+        assert all(group[target] == group[chosen[0]] for target in chosen[1:])
+    plain, rng = ViewSampling(4, 4, context_ratio=0.25), random.Random(0)
+    mixed = [plain.select(rng, 12, 4) for _ in range(50)]
+    assert any(group[target] != group[chosen[0]] for chosen in mixed for target in chosen[1:])  # the test can fail
+
+
+def test_too_few_overlapping_targets_are_topped_up_by_the_best_of_the_rest():
+    cameras = facing_cameras([(1, 0), (1, 0), (1, 1), (-1, 0), (-1, 0)])
+    sampling = ViewSampling(4, 4, context_ratio=0.25, target_overlap=0.9)
+    checked = 0
+    for seed in range(20):
+        chosen = sampling.select(random.Random(seed), 5, 4, cameras)
+        if chosen[0] in (0, 1):  # the other of 0, 1 overlaps; then the 45-degree view; then (a tie at 0) view 3
+            assert chosen[1:] == [1 - chosen[0], 2, 3]
+            checked += 1
+    assert checked > 0
+
+
+def test_overlap_uses_the_reference_depth_when_known():
+    """Pairs of cameras 2 m apart, looking the same way: their frustums meet far away, not at 0.5 m."""
+    cameras = facing_cameras([(1, 0), (1, 0), (-1, 0), (-1, 0)], spacing=0.0)
+    for view in (1, 3):
+        cameras.cam_to_world[view, :3, 3] += cameras.cam_to_world[view, :3, 0] * 2.0  # 2 m to its right
+    partner = {0: 1, 1: 0, 2: 3, 3: 2}
+    sampling = ViewSampling(2, 2, target_overlap=0.5, overlap_depth=0.5)  # one context view, one target
+    asked = []
+
+    def reference_depth(view_id: int) -> float:
+        asked.append(view_id)
+        return 20.0
+
+    for seed in range(20):
+        reference, target = sampling.select(random.Random(seed), 4, 2, cameras, reference_depth)
+        assert asked[-1] == reference and target == partner[reference]
+    nominal = [sampling.select(random.Random(seed), 4, 2, cameras) for seed in range(20)]
+    assert any(target != partner[reference] for reference, target in nominal)  # 0.5 m: nobody overlaps

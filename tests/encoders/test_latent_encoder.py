@@ -94,17 +94,72 @@ def test_encoder_shapes_and_every_parameter_gets_a_gradient():
     assert missing == []
 
 
-def test_latents_do_not_depend_on_the_order_of_context_views():
+def test_latents_ignore_the_order_of_the_non_reference_views_only():
+    """Target poses live in view 0's frame, so view 0 must be told apart; the other views form a set."""
     torch.manual_seed(0)
     encoder = tiny_encoder().eval()
     images = torch.rand(2, 4, 3, 32, 32)
     reference = encoder(images).latents
-    for order in ([3, 1, 0, 2], [1, 2, 3, 0]):
+    for order in ([0, 3, 1, 2], [0, 2, 3, 1]):
         assert torch.allclose(encoder(images[:, order]).latents, reference, atol=1e-5)
-    # but they do depend on the content of each view (the test can fail)
+    for order in ([1, 0, 2, 3], [3, 1, 2, 0]):  # another view becomes the reference: another frame
+        assert (encoder(images[:, order]).latents - reference).abs().max() > 1e-2
+    # and they depend on the content of each view (the test can fail)
     changed = images.clone()
     changed[:, 2] = torch.rand(2, 3, 32, 32)
     assert not torch.allclose(encoder(changed).latents, reference, atol=1e-3)
+
+
+def test_without_the_reference_mark_every_order_gives_the_same_latents():
+    torch.manual_seed(0)
+    encoder = tiny_encoder(reference_view=False).eval()
+    assert encoder.latent.reference_embed is None
+    images = torch.rand(2, 4, 3, 32, 32)
+    reference = encoder(images).latents
+    for order in ([3, 1, 0, 2], [1, 2, 3, 0]):
+        assert torch.allclose(encoder(images[:, order]).latents, reference, atol=1e-5)
+
+
+def _fit_reference_task(reference_view: bool, steps: int = 300) -> tuple[float, float]:
+    """Train encoder + linear readout to output the reference view's mean token; returns (test mse, floor).
+
+    The answer depends on *which* view is view 0, as a target pose does. An encoder that cannot
+    tell view 0 apart can at best answer the mean over views, whose expected error per channel is
+    (1 - 1 / C) · var(view mean): the floor.
+    """
+    torch.manual_seed(0)
+    views, tokens, channels = 3, 4, 8
+    latent = LatentEncoder(
+        in_dim=channels, dim=32, depth=2, num_heads=4, num_latents=4, num_registers=1, reference_view=reference_view
+    )
+    readout = torch.nn.Linear(4 * 32, channels)
+    optimizer = torch.optim.Adam([*latent.parameters(), *readout.parameters()], lr=2e-3)
+
+    def sample(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(batch, views, tokens, channels)
+        return x, x[:, 0].mean(1)
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return readout(latent(x, (2, 2)).latents.flatten(1))
+
+    for _ in range(steps):
+        x, y = sample(64)
+        loss = (predict(x) - y).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    x, y = sample(512)
+    with torch.no_grad():
+        error = (predict(x) - y).square().mean().item()
+    floor = (1 - 1 / views) / tokens  # var of a view's mean token is 1 / tokens per channel
+    return error, floor
+
+
+def test_an_encoder_with_the_reference_mark_learns_a_reference_dependent_answer():
+    marked, floor = _fit_reference_task(reference_view=True)
+    unmarked, _ = _fit_reference_task(reference_view=False)
+    assert unmarked > 0.85 * floor, "without the mark nothing beats the mean over views"
+    assert marked < 0.3 * floor, f"with the mark the reference view is readable ({marked:.3f} vs floor {floor:.3f})"
 
 
 def test_patch_positions_matter_to_the_latents():

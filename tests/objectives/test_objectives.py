@@ -318,3 +318,20 @@ def test_decoder_refuses_bad_settings():
     with pytest.raises(ValueError, match=r"prope needs >= 8 channels per head, got 4"):
         FieldDecoder(dim=32, depth=1, num_heads=8, camera_encoding="prope")
     FieldDecoder(dim=32, depth=1, num_heads=8, camera_encoding="plucker")  # plain attention: any head width
+
+
+def test_teachers_see_the_clean_images_when_the_views_were_colour_jittered():
+    """Targets must not carry a per-view random jitter the decoder cannot know about."""
+    model = build(tiny_config())
+    batch = make_batch(batch_size=2, num_views=4, num_context=2)
+    jittered = batch.images.pow(2.0)  # a stand-in for PhotometricAugmentation (per-patch-normalized pixels see a gamma)
+
+    with torch.no_grad():
+        clean = model(batch)
+        augmented = model(replace(batch, images=jittered, clean_images=batch.images))
+        unmarked = model(replace(batch, images=jittered))
+
+    for reference in ("pixels/ref_copy_nearest", "pixels/ref_mean_context"):  # functions of the targets alone
+        torch.testing.assert_close(augmented[reference], clean[reference], rtol=0, atol=0)
+        assert not torch.allclose(unmarked[reference], clean[reference])
+    assert not torch.allclose(augmented["pixels/loss"], clean["pixels/loss"])  # the encoder did see the jitter

@@ -75,6 +75,29 @@ class PooledModel(nn.Module):
         return self.proj(images).mean(dim=(2, 3))
 
 
+class CrossViewTokenModel(nn.Module):
+    """Joint layout (a VGGT stand-in): scenes [B, V, 3, H, W] -> tokens [B, V, h * w, dim].
+
+    Each view's tokens plus the mean over its scene's views, so a view's output depends on the
+    other views of its scene and on nothing outside it.
+    """
+
+    dim = 4
+    patch_size = 16
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, self.dim, self.patch_size, self.patch_size)
+
+    def forward(self, scenes):
+        tokens = self.proj(scenes.flatten(0, 1)).flatten(2).transpose(1, 2).unflatten(0, scenes.shape[:2])
+        return tokens + tokens.mean(dim=1, keepdim=True)
+
+
+def build_cross_view():
+    return CrossViewTokenModel()
+
+
 def build_map(**kwargs):
     return ConvMapModel(**kwargs)
 

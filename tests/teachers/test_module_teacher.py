@@ -71,3 +71,32 @@ def test_unusable_output_shape_is_explained(factories: str, images: torch.Tensor
 def test_errors_name_the_problem(factories: str, factory: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         build_teacher("module", factory=factory.format(factories=factories))
+
+
+def test_joint_views_module_sees_each_scene_whole_and_scenes_apart(factories: str) -> None:
+    teacher = build_teacher("module", factory=f"{factories}:build_cross_view", joint_views=True)
+    scenes = torch.rand(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(2))  # B V 3 H W
+
+    targets = teacher.forward_views(scenes, (4, 4))
+
+    assert teacher.joint_views and targets.shape == (2, 3, 16, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(targets, teacher.model(scenes))
+    repainted = scenes.clone()
+    repainted[0, 2] = torch.rand(3, 64, 64)
+    after = teacher.forward_views(repainted, (4, 4))
+    assert not torch.allclose(after[0, 0], targets[0, 0], atol=1e-4), "view 0 must see view 2 of its scene"
+    torch.testing.assert_close(after[1], targets[1], rtol=0, atol=0)  # another scene is untouched
+    single = teacher(scenes[0, :1], (4, 4))  # a lone image is a one-view scene
+    with torch.no_grad():
+        torch.testing.assert_close(single, teacher.model(scenes[:1, :1])[:, 0])
+
+
+def test_per_view_teachers_see_views_alone_through_the_same_call(factories: str) -> None:
+    teacher = build_teacher("module", factory=f"{factories}:build_map")
+    scenes = torch.rand(2, 3, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+    targets = teacher.forward_views(scenes, (4, 4))
+
+    assert not teacher.joint_views
+    torch.testing.assert_close(targets, teacher(scenes.flatten(0, 1), (4, 4)).unflatten(0, (2, 3)))

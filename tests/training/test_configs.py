@@ -156,3 +156,34 @@ def test_unknown_teacher_name_fails_naming_it(hydra_context):
 
     with pytest.raises(KeyError, match=r"unknown teacher 'pixles'; did you mean 'pixels'\?"):
         PretrainModel(command.model)
+
+
+def test_spa3r_sets_the_papers_recipe_knobs(hydra_context):
+    command = command_from_config(spa3r_without(""))
+
+    assert command.model.objective.target_norm == "none"
+    assert tuple(command.optim.betas) == (0.9, 0.999) and command.optim.decay_all
+    assert command.optim.grad_clip_mode == "global" and command.optim.grad_clip == 1.0
+    assert not command.datamodule.augment and command.datamodule.crop == "center"
+    views = command.datamodule.views
+    assert (views.strategy, views.min_gap, views.max_gap, views.min_views, views.max_views) == ("window", 2, 6, 4, 12)
+    assert command.model.teachers["geometry"]["options"]["joint_views"] is True
+
+
+def test_spa3r_takes_a_joint_vggt_backbone_through_the_module_hook(hydra_context):
+    overrides = [
+        "model.backbone.name=module",
+        "model.backbone.require_checkpoint=false",
+        "+model.backbone.overrides={factory: my_vggt.backbone:build, kwargs: {checkpoint: /w.pt}, joint_views: true}",
+    ]
+    cfg = pretrain_config("experiment=spa3r", *(f"{key}={value}" for key, value in SPA3R_WEIGHTS.items()), *overrides)
+
+    backbone = command_from_config(cfg).model.backbone
+    assert backbone.name == "module" and backbone.overrides["joint_views"] is True
+
+
+def test_new_recipe_options_keep_psfms_defaults(hydra_context):
+    command = command_from_config(pretrain_config())
+
+    assert not command.optim.decay_all and command.optim.grad_clip_mode == "per_group"
+    assert command.model.objective.target_norm == "layernorm" and command.datamodule.views.strategy == "random"

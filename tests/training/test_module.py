@@ -1,12 +1,19 @@
-"""``PretrainModule`` hooks that are cheaper to check without a Trainer."""
+"""``PretrainModule`` hooks: gradient clipping (called directly), EMA-teacher updates (a tiny Trainer run)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 
+import lightning as L
+import pytest
 import torch
 
+from psfm.teachers.ema import EMATeacher
+from psfm.training.config import OptimConfig, TeacherConfig
 from psfm.training.module import PretrainModule
+from psfm.types import MultiViewBatch
+from tests.conftest import make_batch
 from tests.training.conftest import tiny_command
 
 
@@ -31,3 +38,89 @@ def test_depth_probe_gradients_are_clipped_apart_from_the_model(tmp_path):
         torch.testing.assert_close(param.grad, before, rtol=0, atol=0)
     probe_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in groups["depth_probe"]]))
     torch.testing.assert_close(probe_norm, torch.tensor(1.0), rtol=1e-5, atol=0)
+
+
+class Batches:
+    """A fixed list of batches as a train loader (Lightning would read a plain list as several loaders)."""
+
+    def __init__(self, batches: list[MultiViewBatch]):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def ema_updates(monkeypatch, batches: list[MultiViewBatch], accumulate: int) -> list[int]:
+    """Train the tiny model with a pixels + EMA teacher on ``batches``; the steps at which the EMA teacher updated."""
+    steps: list[int] = []
+    update = EMATeacher.update
+
+    def counting_update(self, student, step):
+        steps.append(step)
+        return update(self, student, step)
+
+    monkeypatch.setattr(EMATeacher, "update", counting_update)
+    command = tiny_command(Path("unused"), Path("unused"))
+    model = replace(command.model, teachers={"pixels": TeacherConfig("pixels"), "ema": TeacherConfig("ema")})
+    max_steps = len(batches) // accumulate
+    module = PretrainModule(asdict(model), asdict(command.optim), total_steps=max_steps, max_nan_steps=len(batches))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        accumulate_grad_batches=accumulate,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_dataloaders=Batches(batches))
+    assert trainer.global_step == max_steps
+    return steps
+
+
+def test_ema_teacher_updates_once_per_optimizer_step_under_accumulation(monkeypatch):
+    batches = [make_batch(batch_size=1, num_views=3, num_context=2, seed=seed) for seed in range(6)]
+
+    steps = ema_updates(monkeypatch, batches, accumulate=2)
+
+    assert steps == [1, 2, 3]  # 6 micro-batches, 3 optimizer steps: one update after each
+
+
+def test_ema_teacher_skips_steps_whose_loss_was_not_finite(monkeypatch):
+    batches = [make_batch(batch_size=1, num_views=3, num_context=2, seed=seed) for seed in range(4)]
+    batches[1].images[:] = float("nan")  # the pixels teacher and the student both give NaN: the step is skipped
+
+    steps = ema_updates(monkeypatch, batches, accumulate=1)
+
+    assert steps == [1, 3, 4]  # every optimizer step but the skipped second one
+
+
+def test_global_clip_mode_clips_one_norm_over_every_parameter(tmp_path):
+    command = tiny_command(tmp_path / "world", tmp_path / "run")
+    optim = replace(command.optim, grad_clip_mode="global")
+    module = PretrainModule(asdict(command.model), asdict(optim), total_steps=10)
+    groups = module.model.clip_groups()
+    torch.manual_seed(0)
+    for params, scale in ((groups["model"], 1e-3), (groups["depth_probe"], 10.0)):
+        for param in params:
+            param.grad = scale * torch.randn_like(param)
+    model_grads = [param.grad.clone() for param in groups["model"]]
+
+    module.configure_gradient_clipping(optimizer=None, gradient_clip_val=1.0)
+
+    every = [param for params in groups.values() for param in params]
+    total = torch.linalg.vector_norm(torch.stack([param.grad.norm() for param in every]))
+    torch.testing.assert_close(total, torch.tensor(1.0), rtol=1e-5, atol=0)
+    ratios = [param.grad.norm() / before.norm() for before, param in zip(model_grads, groups["model"], strict=True)]
+    assert max(ratios) < 0.5, "the probe's large norm scales the model's gradients down too (one shared norm)"
+
+
+def test_unknown_clip_mode_is_refused():
+    with pytest.raises(ValueError, match="grad_clip_mode"):
+        OptimConfig(grad_clip_mode="per_param")

@@ -108,3 +108,16 @@ def test_build_optimizer_applies_the_schedule_per_step():
     assert rates[6:] == pytest.approx([0.001, 0.001])
     assert optimizer.param_groups[0]["lr"] == optimizer.param_groups[1]["lr"]  # both groups follow the schedule
     assert isinstance(optimizer, torch.optim.AdamW)
+
+
+def test_decay_all_decays_every_parameter_in_one_group():
+    model = tiny_model()
+    named = model.trainable_parameters()
+
+    groups = parameter_groups(named, weight_decay=1e-4, decay_all=True)
+
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 1e-4
+    assert {id(param) for param in groups[0]["params"]} == {id(param) for _, param in named}
+    optimizer, _ = build_optimizer(named, OptimConfig(weight_decay=1e-4, decay_all=True), total_steps=4)
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [1e-4]
+    assert OptimConfig().decay_all is False  # psfm's default keeps the exemptions
