@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "qa": ("psfm.commands.qa", "generate spatial questions with exact answers for a shard set (QA shards + JSONL)"),
     "eval": ("psfm.commands.eval", "score predictions on spatial questions: accuracy, MRA, baselines, bootstrap CIs"),
     "pretrain": ("psfm.commands.pretrain", "pretrain a spatial encoder with PSFM (default: world_tiny on CPU)"),
+    "probe": ("psfm.commands.probe", "measure what frozen encoders know about 3D against baselines (report + figures)"),
 }
 
 OVERVIEW = """\
@@ -28,6 +29,7 @@ Start here:
   psfm shards                   # check it and stream MultiViewBatches through the loader
   psfm qa                       # spatial questions with exact answers for data/world/val -> data/qa/val
   psfm pretrain                 # pretrain the encoder on it (world_tiny: minutes on 2 CPU cores)
+  psfm probe                    # what the exported encoder knows about 3D, against its random-init twin
 
 Every command also takes Hydra's flags: --cfg job (print the resolved config), --multirun, -cd DIR.
 """

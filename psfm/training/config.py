@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from psfm.datamodules.datamodule import DataModuleConfig
+from psfm.probes.online import OnlineProbeConfig
 from psfm.typed_config import to_command
 
 
@@ -176,6 +177,7 @@ class PretrainCommand:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     datamodule: DataModuleConfig = field(default_factory=DataModuleConfig)
+    online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)  # psfm.probes.online
 
 
 def command_from_config(cfg: DictConfig) -> PretrainCommand:

@@ -18,6 +18,7 @@ from psfm.datamodules.callbacks import SkippedSamplesLogger
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.export import export_encoder
 from psfm.io import atomic_write_bytes
+from psfm.probes.online import OnlineProbe
 from psfm.training.checkpointing import AtomicCheckpointIO, check_resumable
 from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
@@ -98,6 +99,9 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         SkippedSamplesLogger(),
         LearningRateMonitor(logging_interval="step"),
     ]
+    if command.online_probe.every_steps:
+        data = command.datamodule
+        callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size))
     if trainer_config.progress_bar:
         callbacks.append(RichProgressBar())
     precision = trainer_config.precision

@@ -1,0 +1,249 @@
+"""Write a probe run for people: ``probe_report.md``, ``probe_report.json`` and PNG figures.
+
+The markdown leads with the comparison that matters (the first encoder against its random-init
+twin, as error ratios), then the full table, then the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from psfm.io import atomic_open, atomic_write_bytes
+from psfm.probes.run import ProbeReport, find_score, score_table
+from psfm.probes.targets import patch_depth
+
+# (probe, metric) pairs compared as trained / random-init; the issue's goals: errors <= 0.8x, top-1 >= 2x
+HEADLINE = (
+    ("view_depth/linear", "AbsRel"),
+    ("target_depth/ray_decoder", "AbsRel"),
+    ("floor_area/attentive", "MAE (m²)"),
+    ("floor_area/linear", "MAE (m²)"),
+    ("object_count/attentive", "MAE (objects)"),
+    ("room_height/attentive", "MAE (m)"),
+    ("camera_extent/attentive", "MAE (m)"),
+    ("relative_pose/attentive", "rotation error (°)"),
+    ("view_invariance/retrieval", "top-1"),
+)
+
+
+def headline(report: ProbeReport, baseline: str = "random_init") -> list[tuple[str, str, float, float, float]]:
+    """(probe, metric, first source's mean, baseline's mean, ratio) for each ``HEADLINE`` pair both have."""
+    first = report.sources[0]
+    rows = []
+    for probe, metric in HEADLINE:
+        mine, theirs = find_score(report, first, probe, metric), find_score(report, baseline, probe, metric)
+        if mine and theirs and theirs.mean:
+            rows.append((probe, metric, mine.mean, theirs.mean, mine.mean / theirs.mean))
+    return rows
+
+
+def markdown(report: ProbeReport, figures: list[str]) -> str:
+    header, rows = score_table(report)
+    lines = [
+        "# psfm probe report",
+        "",
+        f"Sources: {', '.join(f'`{name}`' for name in report.sources)}. Probes are fit on the train scenes and "
+        "scored on held-out scenes. Learned probes: mean ± standard deviation over probe seeds; closed-form "
+        "probes: mean [95 % bootstrap interval over scenes]. ↓ lower is better, ↑ higher is better. "
+        "`train_mean` is the floor: constant features, so every probe can only learn the train mean "
+        "(for retrieval: chance; for target depth: the rays alone).",
+        "",
+    ]
+    ratios = headline(report)
+    if ratios:
+        lines += [
+            f"## `{report.sources[0]}` against its random-init twin",
+            "",
+            "| probe · metric | trained | random init | ratio |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {p} · {m} | {a:.3f} | {b:.3f} | {r:.2f}× |" for p, m, a, b, r in ratios]
+        lines.append("")
+    lines += ["## All probes", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if report.skipped:
+        lines += ["", "## Skipped", ""] + [f"- `{name}`: {why}" for name, why in report.skipped.items()]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes]
+    if figures:
+        lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
+    lines += ["", f"Run time: {report.seconds:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def as_json(report: ProbeReport) -> dict:
+    return {
+        "sources": report.sources,
+        "scores": {name: [score.to_json() for score in scores] for name, scores in report.scores.items()},
+        "versus_random_init": [
+            {"probe": p, "metric": m, "trained": a, "random_init": b, "ratio": r} for p, m, a, b, r in headline(report)
+        ],
+        "skipped": report.skipped,
+        "notes": report.notes,
+        "seconds": report.seconds,
+    }
+
+
+def write_report(report: ProbeReport, out: str | Path, figures: bool = True) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = draw_figures(report, out) if figures else []
+    atomic_write_bytes(out / "probe_report.json", json.dumps(as_json(report), indent=2).encode())
+    atomic_write_bytes(out / "probe_report.md", markdown(report, written).encode())
+    return out / "probe_report.md"
+
+
+# figures ------------------------------------------------------------------------------------------
+def _save(figure, path: Path) -> str:
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    return str(path)
+
+
+def draw_figures(report: ProbeReport, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for draw in (_scatter, _depth_maps, _similarity, _pca_maps):
+        figure = draw(report, plt)
+        if figure is not None:
+            written.append(_save(figure, out / f"{draw.__name__.strip('_')}.png"))
+            plt.close(figure)
+    return written
+
+
+def _scatter(report: ProbeReport, plt):
+    """Predicted vs true scene facts on held-out scenes (attentive probe, first seed)."""
+    scenes = report.figure_data.get("scenes")
+    panels = []
+    for name in report.sources:
+        for score in report.scores[name]:
+            if score.probe.endswith("/attentive") and "predicted" in score.extra and score.probe != "relative_pose":
+                panels.append((name, score))
+    facts = sorted({score.probe for _, score in panels})
+    if not facts or scenes is None:
+        return None
+    from psfm.probes import targets
+
+    figure, axes = plt.subplots(
+        len(facts), len(report.sources), figsize=(2.6 * len(report.sources), 2.5 * len(facts)), squeeze=False
+    )
+    for row, probe in enumerate(facts):
+        fact_name = probe.split("/")[0]
+        builder = getattr(targets, fact_name)
+        args = (targets.categories_of(scenes),) if fact_name == "object_count" else ()
+        try:
+            truth = builder(scenes, *args).values[:, -1]
+        except targets.MissingAnnotation:
+            continue
+        for col, name in enumerate(report.sources):
+            axis = axes[row][col]
+            score = next((s for n, s in panels if n == name and s.probe == probe), None)
+            if score is None:
+                axis.axis("off")
+                continue
+            predicted = score.extra["predicted"][:, -1]
+            low, high = float(min(truth.min(), predicted.min())), float(max(truth.max(), predicted.max()))
+            axis.plot([low, high], [low, high], color="0.7", lw=1)
+            axis.scatter(truth, predicted, s=8)
+            axis.set_title(f"{name}\n{fact_name}: MAE {score.mean:.2f}", fontsize=8)
+            axis.tick_params(labelsize=7)
+            if col == 0:
+                axis.set_ylabel("predicted", fontsize=8)
+            if row == len(facts) - 1:
+                axis.set_xlabel("true", fontsize=8)
+    figure.suptitle("Scene facts on held-out scenes (attentive probe)", fontsize=10)
+    return figure
+
+
+def _depth_maps(report: ProbeReport, plt):
+    """Target view (never seen by the encoder), its true patch depth, and each source's prediction."""
+    scenes = report.figure_data.get("scenes")
+    predicted = {
+        name: s.extra["predicted"]
+        for name in report.sources
+        for s in report.scores[name]
+        if s.probe == "target_depth/ray_decoder" and "predicted" in s.extra
+    }
+    if scenes is None or scenes.depth is None or not predicted:
+        return None
+    grid = report.figure_data["features"][report.sources[0]].grid
+    shown = min(4, len(scenes))
+    columns = 2 + len(predicted)
+    figure, axes = plt.subplots(shown, columns, figsize=(1.9 * columns, 1.9 * shown), squeeze=False)
+    context = scenes.num_context
+    for row in range(shown):
+        truth = patch_depth(scenes.depth[row, context], grid).view(grid)
+        vmin, vmax = float(truth.nan_to_num(1e9).min()), float(truth.nan_to_num(0).max())
+        axes[row][0].imshow(scenes.images[row, context].permute(1, 2, 0).numpy())
+        axes[row][1].imshow(truth.numpy(), vmin=vmin, vmax=vmax, cmap="magma_r")
+        for col, (name, values) in enumerate(predicted.items(), start=2):
+            own_grid = report.figure_data["features"][name].grid  # exports at another image size: another grid
+            axes[row][col].imshow(values[row, 0].view(own_grid).numpy(), vmin=vmin, vmax=vmax, cmap="magma_r")
+            if row == 0:
+                axes[row][col].set_title(name, fontsize=8)
+        if row == 0:
+            axes[row][0].set_title("unseen target view", fontsize=8)
+            axes[row][1].set_title("true depth", fontsize=8)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle("Depth of a view the encoder never saw, from its scene tokens + that view's rays", fontsize=9)
+    return figure
+
+
+def _similarity(report: ProbeReport, plt):
+    """Cosine similarity of subset-A to subset-B descriptors: a bright diagonal is view invariance."""
+    matrices = {
+        name: s.extra["similarity"]
+        for name in report.sources
+        for s in report.scores[name]
+        if "similarity" in s.extra and name != "train_mean"
+    }
+    if not matrices:
+        return None
+    figure, axes = plt.subplots(1, len(matrices), figsize=(2.8 * len(matrices), 2.9), squeeze=False)
+    for axis, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        axis.imshow(matrix.numpy(), cmap="viridis")
+        top1 = find_score(report, name, "view_invariance/retrieval", "top-1")
+        axis.set_title(f"{name}\ntop-1 {top1.mean:.2f}" if top1 else name, fontsize=8)
+        axis.set_xlabel("scene (views C..2C-1)", fontsize=7)
+        axis.set_ylabel("scene (views 0..C-1)", fontsize=7)
+        axis.tick_params(labelsize=6)
+    figure.suptitle("View invariance: similarity of disjoint view subsets of held-out scenes", fontsize=9)
+    return figure
+
+
+def _pca_maps(report: ProbeReport, plt):
+    """Per-view patch tokens projected on their first three principal components, as RGB."""
+    scenes = report.figure_data.get("scenes")
+    features = {name: f for name, f in report.figure_data["features"].items() if f.view_tokens.shape[-1] > 1}
+    if scenes is None or not features:
+        return None
+    shown = min(3, scenes.num_context)
+    figure, axes = plt.subplots(
+        1 + len(features), shown, figsize=(1.9 * shown, 1.9 * (1 + len(features))), squeeze=False
+    )
+    for col in range(shown):
+        axes[0][col].imshow(scenes.images[0, col].permute(1, 2, 0).numpy())
+    for row, (name, feature) in enumerate(features.items(), start=1):
+        tokens = feature.view_tokens[: min(64, len(feature.view_tokens))].flatten(0, 2).double()
+        mean = tokens.mean(0)
+        _, _, basis = torch.linalg.svd(tokens - mean, full_matrices=False)
+        projected = (feature.view_tokens[0, :shown].double() - mean) @ basis[:3].T  # C N 3
+        low, high = projected.flatten(0, 1).quantile(0.02, 0), projected.flatten(0, 1).quantile(0.98, 0)
+        colours = ((projected - low) / (high - low).clamp_min(1e-9)).clamp(0, 1)
+        for col in range(shown):
+            axes[row][col].imshow(colours[col].view(*feature.grid, 3).numpy())
+        axes[row][0].set_ylabel(name, fontsize=8)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle("Patch tokens of context views, first 3 principal components as RGB", fontsize=9)
+    return figure

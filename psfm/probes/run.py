@@ -1,0 +1,209 @@
+"""``run_probes(config) -> report``: every probe on every source, one table; called by ``psfm probe`` and tests.
+
+Sources, in the table's column order: each export given (named by ``names``), then the baselines
+of the *first* export: its random-init twin (same architecture, seeded init; a frozen backbone
+keeps its weights), its backbone alone (mean-pooled per-view tokens), a non-learned thumbnail,
+and the constant floor (train mean / chance, through the very same probe code).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from psfm.export import load, random_init_twin
+from psfm.probes import depth, facts, pose, retrieval, targets
+from psfm.probes.results import ProbeScore
+from psfm.probes.scenes import ProbeScenes, load_probe_scenes
+from psfm.probes.sources import BackboneMeanSource, ConstantSource, EncoderSource, ThumbnailSource
+
+log = logging.getLogger("psfm.probe")
+
+PROBES = ("facts", "view_depth", "target_depth", "relative_pose", "view_invariance")
+BASELINES = ("random_init", "backbone_mean", "thumbnail", "train_mean")
+FACTS = ("floor_area", "room_height", "object_count", "camera_extent")
+
+
+@dataclass
+class ProbeCommand:
+    """Schema of ``configs/probe.yaml`` (every key is documented there and in ``psfm probe --help``)."""
+
+    export: str = "outputs/pretrain/world_tiny/export"
+    names: str | None = None
+    train: str = "data/world_probe/train"
+    val: str = "data/world_probe/val"
+    out: str = "outputs/probe"
+    context_views: int = 3
+    probe_views: int = 8
+    max_train_scenes: int | None = None
+    max_val_scenes: int | None = None
+    seeds: int = 3
+    steps: int = 600
+    probes: list[str] = field(default_factory=lambda: list(PROBES))
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    facts: list[str] = field(default_factory=lambda: list(FACTS))
+    random_init_seed: int = 0
+    figures: bool = True
+    progress: bool = True
+
+
+@dataclass
+class ProbeReport:
+    """Scores by source, skipped probes with their reasons, notes a reader needs, and what figures need."""
+
+    sources: list[str]
+    scores: dict[str, list[ProbeScore]]
+    skipped: dict[str, str]
+    notes: list[str]
+    seconds: float
+    figure_data: dict = field(default_factory=dict)
+
+
+def split_list(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def build_sources(command: ProbeCommand) -> dict[str, object]:
+    exports = split_list(command.export)
+    if not exports:
+        raise ValueError("probe: export= names no export folder")
+    names = split_list(command.names) or [Path(path).parent.name or Path(path).name for path in exports]
+    if len(names) != len(exports):
+        raise ValueError(f"probe: {len(exports)} export(s) but {len(names)} name(s) in names={command.names!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"probe: names must differ, got {names} (pass names=a,b,...)")
+    unknown = set(command.baselines) - set(BASELINES)
+    if unknown:
+        raise ValueError(f"probe: unknown baseline(s) {sorted(unknown)}; known: {list(BASELINES)}")
+    sources: dict[str, object] = {name: EncoderSource(load(path)) for name, path in zip(names, exports, strict=True)}
+    first = sources[names[0]]
+    patch_size = first.spatial.backbone.patch_size
+    if "random_init" in command.baselines:
+        sources["random_init"] = EncoderSource(random_init_twin(exports[0], command.random_init_seed))
+    if "backbone_mean" in command.baselines:
+        sources["backbone_mean"] = BackboneMeanSource(first.spatial, first.image_size)
+    if "thumbnail" in command.baselines:
+        sources["thumbnail"] = ThumbnailSource(first.image_size, patch_size)
+    if "train_mean" in command.baselines:
+        sources["train_mean"] = ConstantSource(first.image_size, patch_size)
+    return sources
+
+
+MAKE_PROBE_WORLD = "psfm world out=data/world_probe scenes.train=2048 scenes.val=256 world.seed=1"
+
+
+def check_sources(command: ProbeCommand) -> None:
+    """Fail before any work when a shard source is missing, saying how to make the default one."""
+    for split in ("train", "val"):
+        source = str(getattr(command, split))
+        plain_path = "://" not in source and not source.startswith("pipe:") and not any(c in source for c in "*{:")
+        if plain_path and not Path(source).exists():
+            hint = f"; make it with: {MAKE_PROBE_WORLD}" if "world_probe" in source else ""
+            raise FileNotFoundError(f"{split}={source} does not exist{hint}")
+
+
+def run_probes(command: ProbeCommand) -> ProbeReport:
+    unknown = set(command.probes) - set(PROBES)
+    if unknown:
+        raise ValueError(f"probe: unknown probe(s) {sorted(unknown)}; known: {list(PROBES)}")
+    check_sources(command)
+    start = time.perf_counter()
+    sources = build_sources(command)
+    seeds = list(range(command.seeds))
+    scenes: dict[tuple[int, int], tuple[ProbeScenes, ProbeScenes]] = {}
+    notes, skipped = [], {}
+    scores: dict[str, list[ProbeScore]] = {name: [] for name in sources}
+    figure_data: dict = {"features": {}, "scores": scores}
+    for name, source in sources.items():
+        size = tuple(source.image_size)
+        if size not in scenes:
+            options = {"num_context": command.context_views, "num_views": command.probe_views}
+            train = load_probe_scenes(
+                command.train, size, **options, max_scenes=command.max_train_scenes, progress=command.progress
+            )
+            val = load_probe_scenes(
+                command.val, size, **options, max_scenes=command.max_val_scenes, progress=command.progress
+            )
+            scenes[size] = (train, val)
+            for split, loaded in (("train", train), ("val", val)):
+                if loaded.stored_size and loaded.stored_size != size:
+                    notes.append(
+                        f"{split} views are stored at {loaded.stored_size[0]}x{loaded.stored_size[1]} and were fitted "
+                        f"to {size[0]}x{size[1]} as the training loader does (resize to cover, centre crop)"
+                    )
+                if loaded.skipped:
+                    notes.append(f"{split}: scenes left out: {loaded.skipped}")
+        train, val = scenes[size]
+        figure_data.setdefault("scenes", val)
+        log.info("probe: %s features", name)
+        train_features, val_features = source.features(train), source.features(val)
+        figure_data["features"][name] = val_features
+        scores[name] = _probe_source(command, train_features, val_features, train, val, seeds, skipped)
+    return ProbeReport(list(sources), scores, skipped, sorted(set(notes)), time.perf_counter() - start, figure_data)
+
+
+def _probe_source(command, train_features, val_features, train, val, seeds, skipped) -> list[ProbeScore]:
+    out: list[ProbeScore] = []
+    if "facts" in command.probes:
+        categories = targets.categories_of(train)
+        train_facts, val_facts = [], []
+        for fact_name in command.facts:
+            builder = getattr(targets, fact_name, None) if fact_name in FACTS else None
+            if builder is None:
+                raise ValueError(f"probe: unknown fact {fact_name!r}; known: {list(FACTS)}")
+            try:
+                args = (categories,) if fact_name == "object_count" else ()
+                fact_train, fact_val = builder(train, *args), builder(val, *args)
+            except targets.MissingAnnotation as error:
+                skipped[fact_name] = str(error)
+                continue
+            train_facts.append(fact_train)
+            val_facts.append(fact_val)
+            out.append(facts.pooled_linear(train_features, val_features, fact_train, fact_val))
+        if train_facts:
+            out += facts.attentive(train_features, val_features, train_facts, val_facts, seeds, command.steps)
+    has_depth = train.depth is not None and val.depth is not None
+    for probe in ("view_depth", "target_depth"):
+        if probe in command.probes and not has_depth:
+            skipped[probe] = "the shards have no depth maps (views[i].depth is missing)"
+    if "view_depth" in command.probes and has_depth:
+        out += depth.view_depth(train_features, val_features, train, val)
+    if "target_depth" in command.probes and has_depth:
+        out += depth.target_depth(train_features, val_features, train, val, seeds, int(command.steps * 4 / 3))
+    if "relative_pose" in command.probes:
+        out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, int(command.steps * 4 / 3))
+    if "view_invariance" in command.probes:
+        out += retrieval.view_invariance(val_features)
+    return out
+
+
+def score_table(report: ProbeReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (probe · metric, then one cell per source) of the report's main table."""
+    keys: list[tuple[str, str]] = []
+    for source_scores in report.scores.values():
+        for score in source_scores:
+            if (score.probe, score.metric) not in keys:
+                keys.append((score.probe, score.metric))
+    rows = []
+    for probe, metric in keys:
+        cells = []
+        for name in report.sources:
+            match = [s for s in report.scores[name] if (s.probe, s.metric) == (probe, metric)]
+            cells.append(match[0].text() if match else "–")
+        arrow = "↓" if _direction(report, probe, metric) else "↑"
+        rows.append([f"{probe} · {metric} {arrow}", *cells])
+    return ["probe · metric", *report.sources], rows
+
+
+def _direction(report: ProbeReport, probe: str, metric: str) -> bool:
+    for source_scores in report.scores.values():
+        for score in source_scores:
+            if (score.probe, score.metric) == (probe, metric):
+                return score.lower_is_better
+    return True
+
+
+def find_score(report: ProbeReport, source: str, probe: str, metric: str) -> ProbeScore | None:
+    return next((s for s in report.scores.get(source, []) if (s.probe, s.metric) == (probe, metric)), None)

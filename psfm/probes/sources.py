@@ -1,0 +1,150 @@
+"""Feature sources a probe run compares: encoders, their baselines, and a constant floor.
+
+Every source turns the fixed probe views of S scenes into the same ``ProbeFeatures``, so each
+probe runs unchanged on a trained encoder, its random-init twin, mean-pooled backbone tokens, a
+non-learned thumbnail and the constant floor (which can only learn the train mean: the
+"train-mean / chance" row of every table, computed by the very same probe code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from psfm.export import FrozenSpatialEncoder
+from psfm.probes.scenes import ProbeScenes
+
+THUMBNAIL_SIZE = 8  # per-view thumbnail side (8 x 8 x 3 = 192 numbers a view)
+PATCH_PIXELS = 4  # per-patch thumbnail side for patch-level features (4 x 4 x 3 = 48 numbers a patch)
+
+
+@dataclass
+class ProbeFeatures:
+    """Frozen features of S scenes from one source.
+
+    Attributes:
+        scene_tokens: [S, L, D] the scene representation built from the context views (subset A).
+        subset_tokens: [S, L, D] the same from the disjoint views C..2C-1 (subset B, view invariance).
+        view_tokens: [S, C, N, Dv] per-patch tokens of each context view, on ``grid``.
+        grid: (h, w) patch grid of ``view_tokens``.
+        ordered: token i means the same thing in every scene (latent queries): retrieval compares
+            token by token; otherwise tokens form a set (one per view) and are mean-pooled.
+        first_is_reference: token 0 belongs to the reference view (per-view sources); probes then
+            mark it, as the encoder marks its reference view, so both get the same information.
+    """
+
+    scene_tokens: torch.Tensor
+    subset_tokens: torch.Tensor
+    view_tokens: torch.Tensor
+    grid: tuple[int, int]
+    ordered: bool
+    first_is_reference: bool
+
+
+def _batches(num_scenes: int, size: int):
+    for start in range(0, num_scenes, size):
+        yield slice(start, min(num_scenes, start + size))
+
+
+class EncoderSource:
+    """A psfm encoder: latents of the context views; its backbone's patch tokens per view.
+
+    Takes the ``FrozenSpatialEncoder`` of ``psfm.load`` or a live ``SpatialEncoder`` (online
+    probing during training) with the image size it was trained at; it is only ever run without
+    gradients, and callers own its train/eval mode.
+    """
+
+    ordered, first_is_reference = True, False
+
+    def __init__(self, encoder: nn.Module, image_size: tuple[int, int] | None = None, batch_size: int = 16):
+        if isinstance(encoder, FrozenSpatialEncoder):
+            image_size, encoder = encoder.image_size, encoder.encoder
+        if image_size is None:
+            raise ValueError("EncoderSource needs the image size the encoder was trained at")
+        self.spatial, self.image_size, self.batch_size = encoder, tuple(image_size), batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.spatial.parameters()).device
+
+    @torch.no_grad()
+    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+        spatial = self.spatial
+        context = scenes.num_context
+        scene_tokens, subset_tokens, view_tokens = [], [], []
+        grid = (0, 0)
+        for part in _batches(len(scenes), self.batch_size):
+            # each subset is encoded on its own: a joint multi-view backbone must not see the other subset
+            first = spatial.encode_views(scenes.float_images(part, slice(0, context)).to(self.device))
+            second = spatial.encode_views(scenes.float_images(part, slice(context, 2 * context)).to(self.device))
+            grid = first.grid
+            scene_tokens.append(spatial.encode_tokens(first).latents.float().cpu())
+            subset_tokens.append(spatial.encode_tokens(second).latents.float().cpu())
+            view_tokens.append(first.tokens.float().cpu())
+        return ProbeFeatures(
+            torch.cat(scene_tokens), torch.cat(subset_tokens), torch.cat(view_tokens), grid, True, False
+        )
+
+
+class BackboneMeanSource(EncoderSource):
+    """An encoder's per-view backbone alone: one mean-pooled token per context view (no latent encoder)."""
+
+    ordered, first_is_reference = False, True
+
+    @torch.no_grad()
+    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+        backbone = self.spatial
+        context = scenes.num_context
+        first, second, grid = [], [], (0, 0)
+        for part in _batches(len(scenes), self.batch_size):
+            for subset, store in ((slice(0, context), first), (slice(context, 2 * context), second)):
+                views = backbone.encode_views(scenes.float_images(part, subset).to(self.device))
+                store.append(views.tokens.float().cpu())
+                grid = views.grid
+        tokens = torch.cat(first)  # S C N Db
+        pooled = torch.cat([tokens.mean(2), torch.cat(second).mean(2)], dim=1)  # S 2C Db
+        return ProbeFeatures(pooled[:, :context], pooled[:, context:], tokens[:, :context], grid, False, True)
+
+
+class ThumbnailSource:
+    """Non-learned: an 8 x 8 thumbnail per view; per patch, a 4 x 4 thumbnail of the patch's pixels."""
+
+    ordered, first_is_reference = False, True
+
+    def __init__(self, image_size: tuple[int, int], patch_size: int = 16):
+        self.image_size, self.patch_size = tuple(image_size), patch_size
+
+    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+        context = scenes.num_context
+        grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
+        thumbs, patches = [], []
+        for part in _batches(len(scenes), 64):
+            images = scenes.float_images(part, slice(0, 2 * context))  # s 2C 3 H W
+            flat = images.flatten(0, 1)
+            thumbs.append(F.adaptive_avg_pool2d(flat, THUMBNAIL_SIZE).flatten(1).unflatten(0, images.shape[:2]))
+            small = F.adaptive_avg_pool2d(flat, (grid[0] * PATCH_PIXELS, grid[1] * PATCH_PIXELS))
+            small = small.unflatten(2, (grid[0], PATCH_PIXELS)).unflatten(4, (grid[1], PATCH_PIXELS))  # M 3 h p w p
+            small = small.permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)  # M N (3 p p)
+            patches.append(small.unflatten(0, images.shape[:2])[:, :context])
+        thumbs = torch.cat(thumbs)
+        return ProbeFeatures(thumbs[:, :context], thumbs[:, context:], torch.cat(patches), grid, False, True)
+
+
+class ConstantSource:
+    """The floor: the same features for every scene, so a probe can learn nothing but the train mean."""
+
+    ordered, first_is_reference = True, False
+
+    def __init__(self, image_size: tuple[int, int], patch_size: int = 16):
+        self.image_size, self.patch_size = tuple(image_size), patch_size
+
+    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+        grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
+        count = len(scenes)
+        zeros = torch.zeros(count, 1, 1)
+        return ProbeFeatures(
+            zeros, zeros.clone(), torch.zeros(count, scenes.num_context, grid[0] * grid[1], 1), grid, True, False
+        )

@@ -1,0 +1,112 @@
+"""Depth probes: the scores by hand, the rays, and probes that read depth held in the features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from psfm.objectives.rays import camera_rays
+from psfm.probes.depth import depth_scores, target_depth, target_rays, view_depth
+from psfm.probes.sources import ProbeFeatures
+from tests.probes.conftest import make_scenes, pose
+
+
+def score(scores, metric: str) -> float:
+    return next(s for s in scores if s.metric == metric).mean
+
+
+def test_depth_scores_by_hand():
+    predicted = torch.tensor([[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0]])
+    truth = torch.tensor([[1.0, 2.5, torch.nan, 2.0], [2.0, 2.0, 2.0, 2.0]])
+    rel, delta = depth_scores(predicted, truth)
+    assert rel.tolist() == pytest.approx([(0 + 0.5 / 2.5 + 2 / 2) / 3, 0.0])  # the NaN patch is left out
+    assert delta.tolist() == pytest.approx([1 / 3, 1.0])  # ratio 1.25 is not < 1.25
+
+
+def test_target_rays_are_unit_directions_and_reference_frame_pluecker():
+    cam_to_world = torch.stack(
+        [torch.eye(4), torch.eye(4), pose(torch.eye(3), [0.0, 0.0, 0.0]), pose(torch.eye(3), [1, 2, 3])]
+    )
+    scenes = make_scenes(cam_to_world[None], num_context=2)
+    rays = target_rays(scenes, (2, 2))
+    assert rays.shape == (1, 2, 4, 9)  # target views only: views C..V-1
+    directions = camera_rays(scenes.intrinsics[0, 2], (2, 2), (32, 32))
+    assert torch.allclose(rays[0, 0, :, :3], directions) and torch.allclose(
+        rays[0, 0, :, :3].norm(dim=-1), torch.ones(4)
+    )
+    assert torch.allclose(rays[0, 0, :, 3:6], directions) and not rays[0, 0, :, 6:].any()  # at the origin: o x d = 0
+    moment = torch.cross(torch.tensor([1.0, 2.0, 3.0]).expand(4, 3), directions, dim=-1)
+    assert torch.allclose(rays[0, 1, :, 6:], moment)
+
+
+def depth_scenes(count: int, generator: torch.Generator, grid: int = 2):
+    """Scenes of 4 identity-posed views whose depth is constant over each patch (some patches unknown)."""
+    scenes = make_scenes(torch.eye(4).repeat(count, 4, 1, 1), num_context=2)
+    per_patch = 1 + 4 * torch.rand(count, 4, grid, grid, generator=generator)
+    per_patch[torch.rand(per_patch.shape, generator=generator) < 0.1] = 0.0
+    side = 32 // grid
+    scenes.depth = per_patch.repeat_interleave(side, 2).repeat_interleave(side, 3)
+    return scenes, per_patch.flatten(2)
+
+
+def view_features(per_patch: torch.Tensor, generator: torch.Generator, informative: bool) -> ProbeFeatures:
+    count = len(per_patch)
+    tokens = torch.randn(count, 2, 4, 8, generator=generator)
+    if informative:
+        tokens[..., 0] = per_patch[:, :2].clamp_min(0.5).log()  # context views; an unknown patch holds anything
+    scene = torch.randn(count, 2, 8, generator=generator)
+    return ProbeFeatures(scene, scene.clone(), tokens, (2, 2), False, True)
+
+
+@pytest.mark.parametrize("informative", [True, False])
+def test_view_depth_reads_log_depth_from_patch_tokens_and_not_from_noise(informative):
+    generator = torch.Generator().manual_seed(0)
+    (train, train_depth), (val, val_depth) = depth_scenes(60, generator), depth_scenes(20, generator)
+    scores = view_depth(
+        view_features(train_depth, generator, informative), view_features(val_depth, generator, informative), train, val
+    )
+    truth = val_depth[:, :2].where(val_depth[:, :2] > 0, torch.nan)
+    floor_depth = train_depth[:, :2][train_depth[:, :2] > 0].log().mean().exp()  # the train mean of log depth
+    floor = ((floor_depth - truth).abs() / truth).nanmean().item()
+    if informative:
+        assert score(scores, "AbsRel") < 1e-3 and score(scores, "δ<1.25") == 1.0
+    else:
+        assert score(scores, "AbsRel") == pytest.approx(floor, rel=0.1) and floor > 0.3
+
+
+def test_target_depth_learns_the_depth_of_an_unseen_view_in_metres():
+    """A wall at h normalized units in front of each target camera; metres are h * pose_scale / d_z.
+
+    The scene token holds h alone: scores are only good if the probe works in normalized units and
+    converts back to metres with each scene's own ``pose_scale``.
+    """
+    generator = torch.Generator().manual_seed(0)
+    lift = torch.randn(2, 8, generator=generator)
+
+    def walls(count: int):
+        scenes = make_scenes(torch.eye(4).repeat(count, 4, 1, 1), num_context=2)
+        focal = 16 + 32 * torch.rand(count, 4, generator=generator)
+        scenes.intrinsics[..., 0, 0], scenes.intrinsics[..., 1, 1] = focal, focal
+        scenes.pose_scale = 0.5 + 2 * torch.rand(count, generator=generator)
+        height = 1 + 2 * torch.rand(count, generator=generator)
+        d_z = camera_rays(scenes.intrinsics, (2, 2), (32, 32))[..., 2]  # S V 4, varies with the focal length
+        metres = (height * scenes.pose_scale)[:, None, None] / d_z
+        scenes.depth = metres.view(count, 4, 2, 2).repeat_interleave(16, 2).repeat_interleave(16, 3)
+        tokens = (torch.stack([height, torch.ones_like(height)], -1) @ lift)[:, None].expand(count, 2, 8).contiguous()
+        return scenes, ProbeFeatures(tokens, tokens, torch.zeros(count, 2, 4, 1), (2, 2), True, False)
+
+    (train, train_features), (val, val_features) = walls(96), walls(32)
+    scores = target_depth(train_features, val_features, train, val, seeds=[0], steps=150)
+    assert score(scores, "AbsRel") < 0.1 and score(scores, "δ<1.25") > 0.95
+    predicted = next(s for s in scores if s.metric == "AbsRel").extra["predicted"]
+    assert predicted.shape == (32, 2, 4)  # scene, target view, patch
+
+
+def test_a_scene_without_valid_depth_is_left_out_not_scored_perfect():
+    from psfm.probes.depth import depth_scores
+
+    truth = torch.tensor([[2.0, 4.0], [float("nan"), float("nan")]])
+    predicted = torch.tensor([[1.0, 4.0], [3.0, 3.0]])
+    rel, delta = depth_scores(predicted, truth)
+    assert rel[0].item() == 0.25 and delta[0].item() == 0.5
+    assert torch.isnan(rel[1]) and torch.isnan(delta[1])

@@ -1,0 +1,52 @@
+"""The report: trained against random-init ratios, the full table, skipped probes and notes."""
+
+from __future__ import annotations
+
+import json
+
+from psfm.probes.report import as_json, headline, markdown, write_report
+from psfm.probes.results import ProbeScore
+from psfm.probes.run import ProbeReport, score_table
+
+
+def report() -> ProbeReport:
+    def scores(depth: float, top1: float) -> list[ProbeScore]:
+        return [
+            ProbeScore("view_depth/linear", "AbsRel", [depth], ci=(depth - 0.1, depth + 0.1)),
+            ProbeScore("view_invariance/retrieval", "top-1", [top1], lower_is_better=False),
+        ]
+
+    by_source = {"mine": scores(0.2, 0.5), "random_init": scores(0.4, 0.0), "train_mean": scores(0.5, 0.125)}
+    return ProbeReport(
+        list(by_source), by_source, {"floor_area": "room.floor_area is missing"}, ["val: scenes left out: {}"], 1.0
+    )
+
+
+def test_headline_is_the_first_source_over_its_random_init_twin():
+    rows = headline(report())
+    assert rows == [("view_depth/linear", "AbsRel", 0.2, 0.4, 0.5)]  # top-1 of 0 for random init: no ratio
+
+
+def test_table_markdown_and_json(tmp_path):
+    header, rows = score_table(report())
+    assert header == ["probe · metric", "mine", "random_init", "train_mean"]
+    assert rows[0] == [
+        "view_depth/linear · AbsRel ↓",
+        "0.200 [0.100, 0.300]",
+        "0.400 [0.300, 0.500]",
+        "0.500 [0.400, 0.600]",
+    ]
+    assert rows[1][0] == "view_invariance/retrieval · top-1 ↑"
+    text = markdown(report(), [])
+    assert "| view_depth/linear · AbsRel | 0.200 | 0.400 | 0.50× |" in text
+    assert "- `floor_area`: room.floor_area is missing" in text and "## Notes" in text and "## Figures" not in text
+    record = as_json(report())
+    assert record["versus_random_init"] == [
+        {"probe": "view_depth/linear", "metric": "AbsRel", "trained": 0.2, "random_init": 0.4, "ratio": 0.5}
+    ]
+    path = write_report(report(), tmp_path / "out", figures=False)
+    assert path.name == "probe_report.md" and sorted(p.name for p in path.parent.iterdir()) == [
+        "probe_report.json",
+        "probe_report.md",
+    ]
+    assert json.loads((path.parent / "probe_report.json").read_text("utf-8")) == json.loads(json.dumps(record))
