@@ -74,3 +74,13 @@ def test_images_off_the_grid_are_resized_to_grid_times_patch() -> None:
 def test_pixels_needs_a_patch_size() -> None:
     with pytest.raises(ValueError, match="patch_size"):
         build_teacher("pixels")
+
+
+def test_raw_colour_pixels_keep_each_patch_as_it_is() -> None:
+    """normalize=False: a 2x2 image on a 1x1 grid with p=2 gives its four RGB triples, row by row, as 4 (rgb - 0.5)."""
+    image = torch.arange(12, dtype=torch.float32).view(1, 3, 2, 2) / 12
+    raw = build_teacher("pixels", patch_size=2, normalize=False)(image, (1, 1))
+    expected = (image[0].permute(1, 2, 0).reshape(1, 1, 12) - 0.5) * 4  # (row, column, channel)
+    torch.testing.assert_close(raw, expected)
+    normalized = build_teacher("pixels", patch_size=2)(image, (1, 1))
+    assert not torch.allclose(normalized, raw)  # the default still normalizes (the test can fail)
