@@ -80,7 +80,11 @@ class TokenInput(nn.Module):
 
 
 class AttentiveProbe(nn.Module):
-    """tokens [B, L, Din] -> [B, out_dim] through self-attention, then ``num_queries`` cross-attending queries."""
+    """tokens [B, L, Din] -> [B, out_dim] through self-attention, then ``num_queries`` cross-attending queries.
+
+    With ``condition_dim`` the queries also carry a question (``condition`` [B, Dc], e.g. which
+    objects to measure), so one probe reads different facts of the same token set on demand.
+    """
 
     def __init__(
         self,
@@ -91,18 +95,25 @@ class AttentiveProbe(nn.Module):
         num_heads: int = 4,
         num_token_ids: int = 0,
         mark_first: bool = False,
+        condition_dim: int = 0,
     ):
         super().__init__()
         self.input = TokenInput(in_dim, dim, num_token_ids, mark_first)
+        self.condition = (
+            nn.Sequential(nn.Linear(condition_dim, dim), nn.GELU(), nn.Linear(dim, dim)) if condition_dim else None
+        )
         self.mix = nn.TransformerEncoderLayer(dim, num_heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True)
         self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
         self.attend = nn.MultiheadAttention(dim, num_heads, batch_first=True)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Sequential(nn.Linear(num_queries * dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, out_dim))
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         x = self.norm(self.mix(self.input(tokens)))
-        pooled, _ = self.attend(self.queries.expand(len(x), -1, -1), x, x, need_weights=False)
+        queries = self.queries.expand(len(x), -1, -1)
+        if self.condition is not None:
+            queries = queries + self.condition(condition)[:, None]
+        pooled, _ = self.attend(queries, x, x, need_weights=False)
         return self.head(pooled.flatten(1))
 
 
@@ -140,28 +151,29 @@ def fit_probe(
     weight_decay: float = 0.05,
     seed: int = 0,
     holdout: float = 0.15,
-    eval_every: int = 50,
+    eval_every: int = 100,
+    max_holdout: int = 512,
 ) -> nn.Module:
     """Train ``model`` on items ``data`` (tensors sharing dim 0) with ``loss_fn(model, *batch)``.
 
-    A seeded ``holdout`` share of the items is kept aside; the weights with the lowest holdout
-    loss (checked every ``eval_every`` steps) are returned, in eval mode. Runs on one CPU thread:
+    A seeded ``holdout`` share of the items (at most ``max_holdout``) is kept aside; the weights with
+    the lowest holdout loss (checked every ``eval_every`` steps) are returned, in eval mode. Runs on one CPU thread:
     probe ops are too small to gain from more, and spinning OpenMP threads on a busy machine made
     steps up to 30x slower.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdout, eval_every)
+        return _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdout, eval_every, max_holdout)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdout, eval_every) -> nn.Module:
+def _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdout, eval_every, max_holdout):
     generator = torch.Generator().manual_seed(seed)
     count = len(data[0])
     order = torch.randperm(count, generator=generator)
-    held = order[: max(1, int(holdout * count))] if count > 4 else order
+    held = order[: min(max_holdout, max(1, int(holdout * count)))] if count > 4 else order
     train = order[len(held) :] if count > 4 else order
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))

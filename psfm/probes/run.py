@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from psfm.export import load, random_init_twin
-from psfm.probes import depth, facts, pose, retrieval, targets
+from psfm.probes import depth, facts, objects, pose, retrieval, targets
 from psfm.probes.results import ProbeScore
 from psfm.probes.scenes import ProbeScenes, load_probe_scenes
 from psfm.probes.sources import BackboneMeanSource, ConstantSource, EncoderSource, ThumbnailSource
 
 log = logging.getLogger("psfm.probe")
 
-PROBES = ("facts", "view_depth", "target_depth", "relative_pose", "view_invariance")
+PROBES = ("facts", "objects", "view_depth", "target_depth", "relative_pose", "view_invariance")
 BASELINES = ("random_init", "backbone_mean", "thumbnail", "train_mean")
 FACTS = ("floor_area", "room_height", "object_count", "camera_extent")
 
@@ -41,7 +41,7 @@ class ProbeCommand:
     max_val_scenes: int | None = None
     seeds: int = 3
     steps: int = 600
-    probes: list[str] = field(default_factory=lambda: list(PROBES))
+    probes: list[str] = field(default_factory=lambda: [p for p in PROBES if p != "objects"])  # objects: opt-in
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     facts: list[str] = field(default_factory=lambda: list(FACTS))
     random_init_seed: int = 0
@@ -164,6 +164,11 @@ def _probe_source(command, train_features, val_features, train, val, seeds, skip
             out.append(facts.pooled_linear(train_features, val_features, fact_train, fact_val))
         if train_facts:
             out += facts.attentive(train_features, val_features, train_facts, val_facts, seeds, command.steps)
+    if "objects" in command.probes:
+        try:
+            out += objects.object_probes(train_features, val_features, train, val, seeds, 3 * command.steps)
+        except targets.MissingAnnotation as error:
+            skipped["objects"] = str(error)
     has_depth = train.depth is not None and val.depth is not None
     for probe in ("view_depth", "target_depth"):
         if probe in command.probes and not has_depth:
@@ -171,9 +176,9 @@ def _probe_source(command, train_features, val_features, train, val, seeds, skip
     if "view_depth" in command.probes and has_depth:
         out += depth.view_depth(train_features, val_features, train, val)
     if "target_depth" in command.probes and has_depth:
-        out += depth.target_depth(train_features, val_features, train, val, seeds, int(command.steps * 4 / 3))
+        out += depth.target_depth(train_features, val_features, train, val, seeds, command.steps)
     if "relative_pose" in command.probes:
-        out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, int(command.steps * 4 / 3))
+        out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, command.steps)
     if "view_invariance" in command.probes:
         out += retrieval.view_invariance(val_features)
     return out
