@@ -28,7 +28,7 @@ from torch import nn
 
 from psfm.probes.models import TokenInput, fit_probe
 from psfm.probes.results import ProbeScore
-from psfm.probes.scenes import ProbeScenes
+from psfm.probes.scenes import ProbeScenes, view_order
 from psfm.probes.sources import ProbeFeatures
 from psfm.probes.targets import MissingAnnotation
 
@@ -96,37 +96,32 @@ def seen_unique_objects(scenes: ProbeScenes, index: int) -> list[tuple[dict, np.
     objects = meta.get("objects")
     if objects is None:
         raise MissingAnnotation(f"objects is missing in scene {scenes.keys[index]}")
-    names = [(o.get("category"), o.get("color")) for o in objects]
-    raw = np.array([v["cam_to_world"] for v in meta["views"]], dtype=np.float64)  # stored order, metres
+    world_to_camera = _context_world_to_camera(scenes, index)  # C 4 4, metres
+    intrinsics = scenes.intrinsics[index, : scenes.num_context].double().numpy()
     height, width = scenes.image_size
+    names = [(o.get("category"), o.get("color")) for o in objects]
     out = []
     for obj, name in zip(objects, names, strict=True):
         box = obj.get("box") or {}
         if names.count(name) != 1 or "centroid" not in box:
             continue
         centre = np.asarray(box["centroid"], dtype=np.float64)
-        if any(_sees(raw, scenes, index, view, centre, height, width) for view in range(scenes.num_context)):
+        camera = world_to_camera @ np.append(centre, 1.0)  # C 4
+        depth = camera[:, 2:3]
+        pixel = np.einsum("cij,cj->ci", intrinsics, camera[:, :3] / np.where(depth > 0.05, depth, 1.0))
+        inside = (depth[:, 0] > 0.05) & (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0)
+        if (inside & (pixel[:, 1] < height)).any():
             out.append((obj, centre))
     return out
 
 
-def _sees(raw: np.ndarray, scenes: ProbeScenes, index: int, view: int, point: np.ndarray, height: int, width: int):
-    """Does probe view ``view`` of scene ``index`` see ``point`` (world metres)? Uses the view's metric pose."""
-    reference = raw[_stored_view(scenes, index, 0)]
-    relative = scenes.cam_to_world[index, view].double().numpy().copy()
-    relative[:3, 3] *= float(scenes.pose_scale[index])
-    cam_to_world = reference @ relative
-    camera = np.linalg.inv(cam_to_world) @ np.append(point, 1.0)
-    if camera[2] <= 0.05:
-        return False
-    pixel = scenes.intrinsics[index, view].double().numpy() @ (camera[:3] / camera[2])
-    return 0 <= pixel[0] < width and 0 <= pixel[1] < height
-
-
-def _stored_view(scenes: ProbeScenes, index: int, view: int) -> int:
-    from psfm.probes.scenes import view_order
-
-    return view_order(scenes.keys[index], len(scenes.metas[index]["views"]))[view]
+def _context_world_to_camera(scenes: ProbeScenes, index: int) -> np.ndarray:
+    """[C, 4, 4] metric world-to-camera of the context views: the stored reference pose times the normalized ones."""
+    meta = scenes.metas[index]
+    reference = np.asarray(meta["views"][view_order(scenes.keys[index], len(meta["views"]))[0]]["cam_to_world"])
+    relative = scenes.cam_to_world[index, : scenes.num_context].double().numpy().copy()
+    relative[:, :3, 3] *= float(scenes.pose_scale[index])
+    return np.linalg.inv(reference @ relative)
 
 
 def build_questions(scenes: ProbeScenes, vocabulary: Vocabulary, kind: str, seed: int = 0) -> Questions:

@@ -141,3 +141,24 @@ def test_crash_then_resume_gives_the_uninterrupted_parameters(tiny_world, tmp_pa
     assert final_straight.keys() == final_resumed.keys()
     different = [key for key in final_straight if not torch.equal(final_straight[key], final_resumed[key])]
     assert different == []
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_random_init_twin_redraws_what_psfm_trained_and_keeps_a_frozen_backbone(tmp_path, frozen):
+    from psfm.export import export_encoder, random_init_twin
+    from psfm.training.config import BackboneConfig, EncoderConfig
+    from psfm.training.model import build_encoder
+
+    backbone = BackboneConfig(name="vit_test", img_size=32, frozen=frozen, overrides={"depth": 1, "embed_dim": 32})
+    encoder_config = EncoderConfig(dim=32, depth=1, num_heads=2, num_latents=4, num_registers=1)
+    torch.manual_seed(123)
+    encoder = build_encoder(backbone, encoder_config)
+    export_encoder(encoder, backbone, encoder_config, (32, 32), tmp_path)
+    twin = random_init_twin(tmp_path, seed=0).encoder
+    exported = encoder.state_dict()
+    state = twin.state_dict()
+    same = {name: torch.equal(value, exported[name]) for name, value in state.items() if value.ndim == 2}
+    assert not any(same[name] for name in same if name.startswith("latent."))  # matrices redrawn (norms start at 1)
+    backbone_weights = [name for name in same if name.startswith("backbone.")]
+    assert all(same[name] for name in backbone_weights) == frozen
+    assert torch.equal(random_init_twin(tmp_path, seed=0).encoder.latent.queries, twin.latent.queries)  # seeded
