@@ -24,12 +24,17 @@ def feature_loss(
     return l1_weight * l1 + cosine_weight * cosine, {"l1": l1.detach(), "cosine": cosine.detach()}
 
 
+def masked_mean_pool(depth: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """depth [M, 1, H, W] (0 = unknown) -> mean known depth per cell [M, 1, *size] and each cell's known share."""
+    known = (depth > 0).to(depth.dtype)
+    share = F.adaptive_avg_pool2d(known, size)
+    mean = F.adaptive_avg_pool2d(depth * known, size) / share.clamp_min(1e-6)
+    return mean, share
+
+
 def patch_depth(depth: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """depth [M, 1, H, W] metres (0 = unknown) -> mean valid depth per patch [M, N] and validity [M, N]."""
-    valid = (depth > 0).float()
-    total = F.adaptive_avg_pool2d(depth * valid, grid)
-    share = F.adaptive_avg_pool2d(valid, grid)
-    mean = total / share.clamp_min(1e-6)
+    mean, share = masked_mean_pool(depth, grid)
     return mean.flatten(1), (share > 0.5).flatten(1)
 
 

@@ -52,6 +52,8 @@ class PSFMObjective(nn.Module):
         super().__init__()
         if loss_views not in LOSS_VIEWS:
             raise ValueError(f"loss_views must be one of {LOSS_VIEWS}, got {loss_views!r}")
+        if "depth_probe" in teacher_dims:
+            raise ValueError("'depth_probe' names the built-in depth probe's logs; give the teacher another name")
         unknown = set(teacher_weights or {}) - set(teacher_dims)
         if unknown:
             raise ValueError(f"teacher_weights names unknown teachers {sorted(unknown)} (have {sorted(teacher_dims)})")
@@ -109,7 +111,7 @@ class PSFMObjective(nn.Module):
         total = features.new_zeros(())
         for name, teacher in teachers.items():
             # clean (un-jittered) images, every view of each scene at once: joint teachers (VGGT) see them together
-            targets = teacher.forward_views(batch.teacher_images, grid)  # B V N Dt
+            targets = teacher.batch_targets(batch, grid)  # B V N Dt
             targets = normalize_targets(targets, self.target_norm)
             predictions = self.heads[name](features)
             loss, parts = feature_loss(
@@ -124,7 +126,7 @@ class PSFMObjective(nn.Module):
             depth = batch.gather_views(index, batch.depth).flatten(0, 1)
             depth_loss, abs_rel = depth_probe_loss(log_depth.flatten(0, 1), depth, grid)
             total = total + depth_loss  # gradients reach the probe only (its input is detached)
-            out["depth/loss"], out["depth/abs_rel"] = depth_loss.detach(), abs_rel
+            out["depth_probe/loss"], out["depth_probe/abs_rel"] = depth_loss.detach(), abs_rel
         out["loss"] = total
         return out
 

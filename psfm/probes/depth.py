@@ -18,7 +18,7 @@ from psfm.probes.models import RayDepthProbe, Ridge, fit_probe
 from psfm.probes.results import ProbeScore, bootstrap_ci
 from psfm.probes.scenes import ProbeScenes
 from psfm.probes.sources import ProbeFeatures
-from psfm.probes.targets import patch_depth
+from psfm.probes.targets import patch_depth_median
 
 MAX_RIDGE_ROWS = 60_000
 
@@ -41,8 +41,8 @@ def view_depth(
     train: ProbeFeatures, val: ProbeFeatures, train_scenes: ProbeScenes, val_scenes: ProbeScenes
 ) -> list[ProbeScore]:
     context = train_scenes.num_context
-    truth_train = patch_depth(train_scenes.depth[:, :context], train.grid).log()  # S C N
-    truth_val = patch_depth(val_scenes.depth[:, :context], val.grid)
+    truth_train = patch_depth_median(train_scenes.depth[:, :context], train.grid).log()  # S C N
+    truth_val = patch_depth_median(val_scenes.depth[:, :context], val.grid)
     x, y = train.view_tokens.flatten(0, 2), truth_train.flatten()[:, None]
     keep = (~torch.isnan(y[:, 0])).nonzero().squeeze(1)
     if len(keep) > MAX_RIDGE_ROWS:
@@ -71,7 +71,7 @@ def target_rays(scenes: ProbeScenes, grid: tuple[int, int]) -> torch.Tensor:
 def _ray_items(scenes: ProbeScenes, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(scene index [I], rays [I, N, 9], metric depth [I, N]) for every (scene, target view) pair."""
     rays = target_rays(scenes, grid)
-    depth = patch_depth(scenes.depth[:, scenes.num_context :], grid)  # S T N
+    depth = patch_depth_median(scenes.depth[:, scenes.num_context :], grid)  # S T N
     scene_index = torch.arange(len(scenes))[:, None].expand(-1, rays.shape[1])
     return scene_index.flatten(), rays.flatten(0, 1), depth.flatten(0, 1)
 

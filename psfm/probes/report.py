@@ -13,7 +13,7 @@ import torch
 
 from psfm.io import atomic_open, atomic_write_bytes
 from psfm.probes.run import ProbeReport, find_score, score_table
-from psfm.probes.targets import patch_depth
+from psfm.probes.targets import patch_depth_median
 
 # (probe, metric) pairs compared as trained / random-init; the goals: errors <= 0.8x, top-1 >= 2x
 HEADLINE = (
@@ -179,7 +179,7 @@ def _depth_maps(report: ProbeReport, plt):
     figure, axes = plt.subplots(shown, columns, figsize=(1.9 * columns, 1.9 * shown), squeeze=False)
     context = scenes.num_context
     for row in range(shown):
-        truth = patch_depth(scenes.depth[row, context], grid).view(grid)
+        truth = patch_depth_median(scenes.depth[row, context], grid).view(grid)
         vmin, vmax = float(truth.nan_to_num(1e9).min()), float(truth.nan_to_num(0).max())
         axes[row][0].imshow(scenes.images[row, context].permute(1, 2, 0).numpy())
         axes[row][1].imshow(truth.numpy(), vmin=vmin, vmax=vmax, cmap="magma_r")

@@ -70,7 +70,7 @@ def camera_extent(scenes: ProbeScenes) -> SceneFact:
     return SceneFact("camera_extent", extent[:, None], "m", ["camera_extent"])
 
 
-def patch_depth(depth: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+def patch_depth_median(depth: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """depth [..., H, W] metres (0 unknown) -> [..., h * w] median valid depth per patch (NaN where none)."""
     rows, cols = grid
     height, width = depth.shape[-2:]

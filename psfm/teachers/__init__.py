@@ -1,6 +1,6 @@
 """Teacher networks whose per-patch features the PSFM decoder learns to predict.
 
-Importing this package registers every teacher: ``pixels``, ``ema``, ``timm``,
+Importing this package registers every teacher: ``pixels``, ``depth``, ``ema``, ``timm``,
 ``efficientnet_lite0`` and ``module`` (see docs/teachers.md for options and feature dims).
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from psfm.teachers import efficientnet, ema, module_teacher, pixels, timm_teacher  # noqa: F401 - registration
+from psfm.teachers import depth, efficientnet, ema, module_teacher, pixels, timm_teacher  # noqa: F401 - registration
 from psfm.teachers.base import TEACHERS, Teacher, register_teacher, resize_to_grid
 
 

@@ -8,10 +8,15 @@ teacher between steps through ``update``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from psfm.registry import Registry
+
+if TYPE_CHECKING:
+    from psfm.types import MultiViewBatch
 
 
 class Teacher(nn.Module):
@@ -43,6 +48,14 @@ class Teacher(nn.Module):
     def forward_views(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """images: [B, V, 3, H, W] -> float32 [B, V, h * w, Dt]: how objectives ask for a batch's targets."""
         return self._frozen(self.scene_features, images, grid)
+
+    def batch_targets(self, batch: MultiViewBatch, grid: tuple[int, int]) -> torch.Tensor:
+        """The targets of a whole batch, [B, V, h * w, Dt]: what the objective calls.
+
+        Image teachers read the clean (un-jittered) views of each scene; a teacher that reads other
+        annotations (the ``depth`` teacher reads ground-truth depth) overrides this.
+        """
+        return self.forward_views(batch.teacher_images, grid)
 
     def _frozen(self, features, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         was_training = self.training

@@ -54,6 +54,7 @@ def build():
 # options that build every registered teacher without files beyond installed packages
 TEACHER_CASES = {
     "pixels": {"name": "pixels"},
+    "depth": {"name": "depth"},
     "ema": {"name": "ema", "options": {"momentum": 0.9}},
     "timm": {
         "name": "timm",
@@ -130,9 +131,9 @@ def test_every_objective_trains_every_parameter(objective, camera_encoding, loss
     out = assert_trains(model, batch)
 
     assert out["loss"].ndim == 0 and out["loss"].requires_grad
-    expected = out["pixels/loss"] + 0.5 * out["ema/loss"] + out["depth/loss"]
+    expected = out["pixels/loss"] + 0.5 * out["ema/loss"] + out["depth_probe/loss"]
     torch.testing.assert_close(out["loss"].detach(), expected)
-    for part in ("pixels/l1", "pixels/cosine", "ema/l1", "ema/cosine", "depth/abs_rel"):
+    for part in ("pixels/l1", "pixels/cosine", "ema/l1", "ema/cosine", "depth_probe/abs_rel"):
         assert part in out
     if objective == "psfm":  # unseen views are scored beside the two non-learned references
         for name in ("pixels", "ema"):
@@ -153,7 +154,7 @@ def test_every_teacher_trains_the_student_and_stays_frozen(teacher, teacher_fact
     out = assert_trains(model, batch)
 
     assert math.isfinite(out[f"{teacher}/loss"].item()) and out[f"{teacher}/loss"] > 0
-    if teacher != "pixels":  # the only teacher without weights
+    if teacher not in ("pixels", "depth"):  # the teachers without weights
         assert frozen
     for module in model.teachers[teacher].modules():
         assert not module.training, f"{type(module).__name__} of the {teacher} teacher is in training mode"

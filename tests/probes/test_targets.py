@@ -13,7 +13,7 @@ from psfm.probes.targets import (
     categories_of,
     floor_area,
     object_count,
-    patch_depth,
+    patch_depth_median,
     room_height,
 )
 from tests.probes.conftest import make_scenes, pose
@@ -28,17 +28,17 @@ def test_patch_depth_is_the_median_of_valid_pixels_per_patch():
             [5.0, 9.0, 0.0, 7.0],  # bottom-left: median of 5, 5, 5, 9; bottom-right: only 7
         ]
     )
-    result = patch_depth(depth, (2, 2))
+    result = patch_depth_median(depth, (2, 2))
     assert result.shape == (4,)
     assert result[0] == 2.0 and math.isnan(result[1]) and result[2] == 5.0 and result[3] == 7.0
-    stacked = patch_depth(torch.stack([depth, 2 * depth]), (2, 2))  # leading dimensions pass through
+    stacked = patch_depth_median(torch.stack([depth, 2 * depth]), (2, 2))  # leading dimensions pass through
     assert stacked.shape == (2, 4) and stacked[1, 0] == 4.0 and math.isnan(stacked[1, 1])
 
 
 def test_patch_depth_orders_patches_row_major_on_a_wide_grid():
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(8.0), indexing="ij")
     depth = 1 + 10 * (rows // 2) + cols // 2  # patch (r, c) of 2 x 2 pixels holds 1 + 10 r + c
-    assert patch_depth(depth, (2, 4)).tolist() == [1.0, 2.0, 3.0, 4.0, 11.0, 12.0, 13.0, 14.0]
+    assert patch_depth_median(depth, (2, 4)).tolist() == [1.0, 2.0, 3.0, 4.0, 11.0, 12.0, 13.0, 14.0]
 
 
 METAS = [
