@@ -106,7 +106,8 @@ class SceneBatcher:
                 continue
             num_views = min(batch_views, scene.meta.num_views)
             try:
-                decoded = self.decode(scene, self.select(scene, num_views, rng), rng)
+                cache: dict[str, np.ndarray] = {}  # depth maps decoded once, whether select or decode asks first
+                decoded = self.decode(scene, self.select(scene, num_views, rng, cache), rng, cache)
             except ShardFormatError as error:
                 SKIPS.add("decode", str(error))
                 continue
@@ -122,8 +123,13 @@ class SceneBatcher:
         if pending and self.partial:
             yield self.collate(pending, noise_rng)
 
-    def select(self, scene: ParsedScene, num_views: int, rng: random.Random) -> list[int]:
-        """The scene's views for this batch; ``views.target_overlap`` needs its cameras (and depth, if loaded)."""
+    def select(
+        self, scene: ParsedScene, num_views: int, rng: random.Random, cache: dict[str, np.ndarray] | None = None
+    ) -> list[int]:
+        """The scene's views for this batch; ``views.target_overlap`` needs its cameras (and depth, if loaded).
+
+        ``cache`` (member name -> decoded depth map) keeps the reference view's depth for ``decode``.
+        """
         if not self.views.target_overlap:
             return self.views.select(rng, scene.meta.num_views, num_views)
         metric = self.load_depth and scene.meta.metric_scale != "none"  # depth maps in the poses' units
@@ -132,13 +138,25 @@ class SceneBatcher:
             name = scene.meta.views[view_id].depth
             if not name:
                 return None
-            depth = decode_depth(scene.members[name], f"{scene.url}:{scene.key}.{name}")
+            depth = self._depth(scene, name, cache)
             return float(np.median(depth[depth > 0])) if (depth > 0).any() else None
 
         cameras = SceneCameras.from_meta(scene.meta)
         return self.views.select(rng, scene.meta.num_views, num_views, cameras, reference_depth if metric else None)
 
-    def decode(self, scene: ParsedScene, view_ids: list[int], rng) -> DecodedScene:
+    @staticmethod
+    def _depth(scene: ParsedScene, name: str, cache: dict[str, np.ndarray] | None) -> np.ndarray:
+        """The depth member ``name`` decoded, from ``cache`` when already there (and kept there)."""
+        if cache is not None and name in cache:
+            return cache[name]
+        depth = decode_depth(scene.members[name], f"{scene.url}:{scene.key}.{name}")
+        if cache is not None:
+            cache[name] = depth
+        return depth
+
+    def decode(
+        self, scene: ParsedScene, view_ids: list[int], rng, cache: dict[str, np.ndarray] | None = None
+    ) -> DecodedScene:
         """Decode and fit the chosen views; raises ``ShardFormatError`` naming the broken member."""
         where = f"{scene.url}:{scene.key}"
         images, intrinsics, depths, masks = [], [], [], []
@@ -151,11 +169,7 @@ class SceneBatcher:
                 )
             depth = mask = None
             if self.load_depth:
-                depth = (
-                    decode_depth(scene.members[view.depth], f"{where}.{view.depth}")
-                    if view.depth
-                    else np.zeros(rgb.shape[:2], np.float32)
-                )
+                depth = self._depth(scene, view.depth, cache) if view.depth else np.zeros(rgb.shape[:2], np.float32)
             if self.load_mask:
                 mask = (
                     decode_mask(scene.members[view.mask], f"{where}.{view.mask}")

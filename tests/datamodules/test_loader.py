@@ -72,6 +72,19 @@ def test_window_batches_come_in_capture_order_with_views_and_cameras_kept_togeth
     ]
 
 
+def test_target_overlap_decodes_each_depth_map_once(scene_shards, monkeypatch):
+    """The reference view's depth, read to score covisibility, is reused by the decoder rather than decoded again."""
+    import psfm.datamodules.batching as batching
+
+    calls: list[str] = []
+    real = batching.decode_depth
+    monkeypatch.setattr(batching, "decode_depth", lambda data, where: calls.append(where) or real(data, where))
+    views = ViewSampling(4, 5, strategy="window", min_gap=1, max_gap=1, target_overlap=0.3)
+    batches = stream(resolve_shards(str(scene_shards[0])).urls, views=views, load_depth=True)
+
+    assert len(calls) == sum(batch.num_views * batch.batch_size for batch in batches) == len(set(calls))
+
+
 def test_normalized_poses_give_back_the_metric_ones():
     rng = np.random.default_rng(0)
     poses = np.stack([look_at(rng.normal(0, 3, 3), rng.normal(0, 1, 3), rng.uniform(-10, 10)) for _ in range(5)])
