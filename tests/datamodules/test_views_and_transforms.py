@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from psfm.datamodules.covisibility import SceneCameras, overlap_scores
 from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
@@ -96,6 +98,53 @@ def test_fitting_keeps_projection_consistent(crop):
     assert fitted[int(v2), int(u2)].min() > 128  # the point still sits on its bright square
     ys, xs = np.nonzero(fitted[..., 0] > 128)
     assert abs(xs.mean() + 0.5 - u2) < 0.75 and abs(ys.mean() + 0.5 - v2) < 0.75
+
+
+sizes = st.integers(6, 80)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    source=st.tuples(sizes, sizes),
+    out=st.tuples(st.integers(4, 48), st.integers(4, 48)),
+    focal=st.tuples(st.floats(0.5, 2.0), st.floats(0.5, 2.0)),
+    principal=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    crop=st.sampled_from(["center", "random"]),
+    seed=st.integers(0, 2**16),
+)
+@example(source=(60, 20), out=(16, 16), focal=(1.0, 1.0), principal=(0.5, 0.5), crop="center", seed=0)  # crops rows
+@example(source=(20, 60), out=(16, 16), focal=(1.0, 1.0), principal=(0.5, 0.5), crop="center", seed=0)  # crops columns
+@example(source=(30, 40), out=(40, 12), focal=(1.2, 0.8), principal=(0.3, 0.7), crop="random", seed=5)  # to portrait
+def test_fitted_intrinsics_send_every_output_pixel_back_to_the_source_pixel_it_shows(
+    source, out, focal, principal, crop, seed
+):
+    """Any sizes, portrait or landscape, any crop: the updated K' still describes the pixels fit_view returns.
+
+    Depth is resampled nearest-neighbour, so a depth map holding each source pixel's own index tells, for
+    every output pixel, which source pixel it shows. The ray through that output pixel's centre under K'
+    must, under the original K, hit that very source pixel. Square outputs from landscape sources (the
+    only case before) never crop rows, so a ``cy`` left unshifted by the vertical crop went unnoticed.
+    """
+    (height, width), (out_h, out_w) = source, out
+    intrinsics = np.array(
+        [[focal[0] * width, 0.0, principal[0] * width], [0.0, focal[1] * height, principal[1] * height], [0, 0, 1]]
+    )
+    code = np.arange(height * width, dtype=np.float32).reshape(height, width)  # exact in float32 (< 2**24)
+    rgb = np.zeros((height, width, 3), np.uint8)
+
+    fitted, new_intrinsics, shown, mask = fit_view(
+        rgb, intrinsics, (out_h, out_w), crop, random.Random(seed), depth=code, mask=code.astype(np.int64)
+    )
+
+    assert fitted.shape == (out_h, out_w, 3) and shown.shape == (out_h, out_w)
+    np.testing.assert_array_equal(mask, shown)  # masks follow the same pixels as depth
+    rows, cols = np.mgrid[:out_h, :out_w]
+    centres = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols)], axis=-1).reshape(-1, 3)
+    back = centres @ np.linalg.inv(new_intrinsics).T @ intrinsics.T  # source pixel coordinates, z = 1
+    source_rows, source_cols = np.divmod(shown.reshape(-1).astype(np.int64), width)
+    slack = 1e-6 * max(height, width)  # nearest-neighbour ties at exact pixel borders
+    assert np.all(back[:, 0] >= source_cols - slack) and np.all(back[:, 0] <= source_cols + 1 + slack)
+    assert np.all(back[:, 1] >= source_rows - slack) and np.all(back[:, 1] <= source_rows + 1 + slack)
 
 
 @pytest.mark.parametrize("training", [True, False])
