@@ -189,6 +189,37 @@ def test_overlap_scores_follow_the_frustums():
     assert near == 0.0 and far > 0.8  # the cut depth matters: far away the two frustums meet
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.tuples(st.integers(8, 200), st.integers(8, 200)),
+    fov=st.floats(30.0, 120.0),
+    principal=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    shift=st.tuples(st.integers(0, 7), st.integers(0, 7)),
+    depth=st.floats(0.1, 50.0),
+)
+@example(size=(48, 160), fov=60.0, principal=(0.5, 0.5), shift=(0, 0), depth=2.0)
+@example(size=(160, 48), fov=60.0, principal=(0.5, 0.5), shift=(4, 0), depth=2.0)
+@example(size=(48, 160), fov=60.0, principal=(0.5, 0.5), shift=(0, 4), depth=2.0)
+def test_overlap_of_a_shifted_copy_of_the_context_view_is_its_shared_area(size, fov, principal, shift, depth):
+    """A candidate at the context camera's pose whose principal point moved by (i / 8 of W, j / 8 of H) shows the
+    context image shifted by that much: the context sees exactly (1 - i / 8)(1 - j / 8) of its 8 x 8 patch centres.
+
+    Any image shape: patch centres laid over (H, W) instead of (W, H), or u bounded by H, change the fraction.
+    """
+    height, width = size
+    intrinsics = intrinsics_from_fov(width, height, fov)
+    intrinsics[:2, 2] = principal[0] * width, principal[1] * height
+    shifted = intrinsics.copy()
+    # the shifted camera's pixel (u, v) is the context's (u - i W / 8, v - j H / 8)
+    shifted[:2, 2] += shift[0] * width / 8, shift[1] * height / 8
+    pose = look_at(np.array([0.3, -0.2, 1.0]), np.array([2.0, 1.0, 0.5]), roll_deg=15.0)
+    cameras = SceneCameras(np.stack([intrinsics, shifted]), np.stack([pose] * 2), (height, width))
+
+    score = overlap_scores(cameras, [1], [0], depth, grid=8)[0]
+
+    assert score == pytest.approx((1 - shift[0] / 8) * (1 - shift[1] / 8), abs=1e-12)
+
+
 def test_targets_facing_away_from_the_context_are_never_chosen_when_overlapping_ones_exist():
     cameras = facing_cameras([(1, 0)] * 6 + [(-1, 0)] * 6)  # two groups looking in opposite directions
     group = [0] * 6 + [1] * 6
