@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from psfm.geometry import intrinsics_from_fov
 from psfm.objectives.field_decoder import CAMERA_ENCODINGS, FieldDecoder
 from psfm.objectives.losses import feature_loss
 from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES, PSFMObjective
@@ -312,6 +313,31 @@ def test_decoder_output_of_a_view_follows_its_own_pose(camera_encoding):
         after = decode(moved)
         assert not torch.allclose(after[0, 2], features[0, 2], atol=1e-4), change
         torch.testing.assert_close(after[0, :2], features[0, :2])
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES.names())
+def test_the_decoder_is_told_rows_then_columns_on_non_square_images(objective, monkeypatch):
+    """32 x 64 views: the decoder gets the grid (2, 4) and the image size (32, 64), both (rows, columns).
+
+    Square test images cannot tell (H, W) from (W, H); rays and PRoPE would silently use a mirrored size.
+    """
+    model = build(tiny_config(objective)).eval()
+    batch = make_batch(batch_size=1, num_views=3, num_context=2, size=32, with_depth=False)
+    wide = torch.tensor(intrinsics_from_fov(64, 32, 60.0), dtype=torch.float32)
+    batch = replace(batch, images=torch.rand(1, 3, 3, 32, 64), intrinsics=wide.expand(1, 3, 3, 3).clone())
+    told = []
+    decode = model.objective.decoder.forward
+
+    def spy(latents, intrinsics, cam_to_world, grid, image_size):
+        told.append((tuple(grid), tuple(image_size)))
+        return decode(latents, intrinsics, cam_to_world, grid, image_size)
+
+    monkeypatch.setattr(model.objective.decoder, "forward", spy)
+    with torch.no_grad():
+        features, _, grid = model.objective.synthesize(model.encoder, batch)
+
+    assert told == [((2, 4), (32, 64))] and tuple(grid) == (2, 4)
+    assert features.shape[-2] == 8
 
 
 def test_decoder_refuses_bad_settings():
