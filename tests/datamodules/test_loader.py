@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import tarfile
 from pathlib import Path
 
@@ -47,6 +48,25 @@ def test_batch_contract(scene_shards):
         assert batch.has_pose.all() and (batch.pose_scale > 0).all()
         # depth is metric and follows the sampled view ids (the synthetic view i has depth 1 + i)
         assert torch.allclose(batch.depth[:, :, 0, 0, 0], 1.0 + batch.view_ids.float(), atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(8, 12), (12, 8)])
+def test_non_square_batches_are_rows_by_columns_with_intrinsics_to_match(scene_shards, size):
+    """16 x 16 views fitted to (H, W) landscape or portrait: every per-pixel tensor is [..., H, W], and the
+    principal point (the stored views' image centre) lands on the new image centre (W / 2, H / 2)."""
+    directory, _ = scene_shards
+    height, width = size
+    batches = stream(resolve_shards(str(directory)).urls, image_size=size, load_depth=True, load_mask=True)
+    assert batches
+    for batch in batches:
+        b, v = batch.batch_size, batch.num_views
+        assert batch.images.shape == (b, v, 3, height, width)
+        assert batch.depth.shape == batch.instance.shape == (b, v, 1, height, width)
+        principal = batch.intrinsics[..., :2, 2]
+        torch.testing.assert_close(principal, torch.tensor([width / 2, height / 2]).expand(b, v, 2))
+        scale = max(height, width) / 16  # the view is scaled to cover (H, W), then cropped
+        focal = batch.intrinsics[..., [0, 1], [0, 1]]
+        torch.testing.assert_close(focal, torch.full((b, v, 2), scale * 16 / (2 * math.tan(math.radians(30)))))
 
 
 @pytest.mark.parametrize("target_overlap", [0.0, 0.3])

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from psfm.datamodules.covisibility import SceneCameras, overlap_scores
 from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
@@ -98,6 +100,53 @@ def test_fitting_keeps_projection_consistent(crop):
     assert abs(xs.mean() + 0.5 - u2) < 0.75 and abs(ys.mean() + 0.5 - v2) < 0.75
 
 
+sizes = st.integers(6, 80)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    source=st.tuples(sizes, sizes),
+    out=st.tuples(st.integers(4, 48), st.integers(4, 48)),
+    focal=st.tuples(st.floats(0.5, 2.0), st.floats(0.5, 2.0)),
+    principal=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    crop=st.sampled_from(["center", "random"]),
+    seed=st.integers(0, 2**16),
+)
+@example(source=(60, 20), out=(16, 16), focal=(1.0, 1.0), principal=(0.5, 0.5), crop="center", seed=0)  # crops rows
+@example(source=(20, 60), out=(16, 16), focal=(1.0, 1.0), principal=(0.5, 0.5), crop="center", seed=0)  # crops columns
+@example(source=(30, 40), out=(40, 12), focal=(1.2, 0.8), principal=(0.3, 0.7), crop="random", seed=5)  # to portrait
+def test_fitted_intrinsics_send_every_output_pixel_back_to_the_source_pixel_it_shows(
+    source, out, focal, principal, crop, seed
+):
+    """Any sizes, portrait or landscape, any crop: the updated K' still describes the pixels fit_view returns.
+
+    Depth is resampled nearest-neighbour, so a depth map holding each source pixel's own index tells, for
+    every output pixel, which source pixel it shows. The ray through that output pixel's centre under K'
+    must, under the original K, hit that very source pixel. Square outputs from landscape sources (the
+    only case before) never crop rows, so a ``cy`` left unshifted by the vertical crop went unnoticed.
+    """
+    (height, width), (out_h, out_w) = source, out
+    intrinsics = np.array(
+        [[focal[0] * width, 0.0, principal[0] * width], [0.0, focal[1] * height, principal[1] * height], [0, 0, 1]]
+    )
+    code = np.arange(height * width, dtype=np.float32).reshape(height, width)  # exact in float32 (< 2**24)
+    rgb = np.zeros((height, width, 3), np.uint8)
+
+    fitted, new_intrinsics, shown, mask = fit_view(
+        rgb, intrinsics, (out_h, out_w), crop, random.Random(seed), depth=code, mask=code.astype(np.int64)
+    )
+
+    assert fitted.shape == (out_h, out_w, 3) and shown.shape == (out_h, out_w)
+    np.testing.assert_array_equal(mask, shown)  # masks follow the same pixels as depth
+    rows, cols = np.mgrid[:out_h, :out_w]
+    centres = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols)], axis=-1).reshape(-1, 3)
+    back = centres @ np.linalg.inv(new_intrinsics).T @ intrinsics.T  # source pixel coordinates, z = 1
+    source_rows, source_cols = np.divmod(shown.reshape(-1).astype(np.int64), width)
+    slack = 1e-6 * max(height, width)  # nearest-neighbour ties at exact pixel borders
+    assert np.all(back[:, 0] >= source_cols - slack) and np.all(back[:, 0] <= source_cols + 1 + slack)
+    assert np.all(back[:, 1] >= source_rows - slack) and np.all(back[:, 1] <= source_rows + 1 + slack)
+
+
 @pytest.mark.parametrize("training", [True, False])
 def test_colour_jitter_reaches_the_encoder_images_and_keeps_the_clean_ones_for_teachers(training):
     datamodule = SceneDataModule(DataModuleConfig(augment=True))
@@ -138,6 +187,37 @@ def test_overlap_scores_follow_the_frustums():
     sideways.cam_to_world[1, :3, 3] += sideways.cam_to_world[1, :3, 0] * 2.0  # 2 m to its right
     near, far = (overlap_scores(sideways, [1], [0], depth)[0] for depth in (0.5, 20.0))
     assert near == 0.0 and far > 0.8  # the cut depth matters: far away the two frustums meet
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.tuples(st.integers(8, 200), st.integers(8, 200)),
+    fov=st.floats(30.0, 120.0),
+    principal=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    shift=st.tuples(st.integers(0, 7), st.integers(0, 7)),
+    depth=st.floats(0.1, 50.0),
+)
+@example(size=(48, 160), fov=60.0, principal=(0.5, 0.5), shift=(0, 0), depth=2.0)
+@example(size=(160, 48), fov=60.0, principal=(0.5, 0.5), shift=(4, 0), depth=2.0)
+@example(size=(48, 160), fov=60.0, principal=(0.5, 0.5), shift=(0, 4), depth=2.0)
+def test_overlap_of_a_shifted_copy_of_the_context_view_is_its_shared_area(size, fov, principal, shift, depth):
+    """A candidate at the context camera's pose whose principal point moved by (i / 8 of W, j / 8 of H) shows the
+    context image shifted by that much: the context sees exactly (1 - i / 8)(1 - j / 8) of its 8 x 8 patch centres.
+
+    Any image shape: patch centres laid over (H, W) instead of (W, H), or u bounded by H, change the fraction.
+    """
+    height, width = size
+    intrinsics = intrinsics_from_fov(width, height, fov)
+    intrinsics[:2, 2] = principal[0] * width, principal[1] * height
+    shifted = intrinsics.copy()
+    # the shifted camera's pixel (u, v) is the context's (u - i W / 8, v - j H / 8)
+    shifted[:2, 2] += shift[0] * width / 8, shift[1] * height / 8
+    pose = look_at(np.array([0.3, -0.2, 1.0]), np.array([2.0, 1.0, 0.5]), roll_deg=15.0)
+    cameras = SceneCameras(np.stack([intrinsics, shifted]), np.stack([pose] * 2), (height, width))
+
+    score = overlap_scores(cameras, [1], [0], depth, grid=8)[0]
+
+    assert score == pytest.approx((1 - shift[0] / 8) * (1 - shift[1] / 8), abs=1e-12)
 
 
 def test_targets_facing_away_from_the_context_are_never_chosen_when_overlapping_ones_exist():

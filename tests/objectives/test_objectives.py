@@ -13,9 +13,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch import nn
 
+from psfm.geometry import intrinsics_from_fov
 from psfm.objectives.field_decoder import CAMERA_ENCODINGS, FieldDecoder
-from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES
+from psfm.objectives.losses import feature_loss
+from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES, PSFMObjective
 from psfm.teachers.base import TEACHERS
 from psfm.training.config import (
     BackboneConfig,
@@ -313,6 +316,31 @@ def test_decoder_output_of_a_view_follows_its_own_pose(camera_encoding):
         torch.testing.assert_close(after[0, :2], features[0, :2])
 
 
+@pytest.mark.parametrize("objective", OBJECTIVES.names())
+def test_the_decoder_is_told_rows_then_columns_on_non_square_images(objective, monkeypatch):
+    """32 x 64 views: the decoder gets the grid (2, 4) and the image size (32, 64), both (rows, columns).
+
+    Square test images cannot tell (H, W) from (W, H); rays and PRoPE would silently use a mirrored size.
+    """
+    model = build(tiny_config(objective)).eval()
+    batch = make_batch(batch_size=1, num_views=3, num_context=2, size=32, with_depth=False)
+    wide = torch.tensor(intrinsics_from_fov(64, 32, 60.0), dtype=torch.float32)
+    batch = replace(batch, images=torch.rand(1, 3, 3, 32, 64), intrinsics=wide.expand(1, 3, 3, 3).clone())
+    told = []
+    decode = model.objective.decoder.forward
+
+    def spy(latents, intrinsics, cam_to_world, grid, image_size):
+        told.append((tuple(grid), tuple(image_size)))
+        return decode(latents, intrinsics, cam_to_world, grid, image_size)
+
+    monkeypatch.setattr(model.objective.decoder, "forward", spy)
+    with torch.no_grad():
+        features, _, grid = model.objective.synthesize(model.encoder, batch)
+
+    assert told == [((2, 4), (32, 64))] and tuple(grid) == (2, 4)
+    assert features.shape[-2] == 8
+
+
 def test_decoder_refuses_bad_settings():
     with pytest.raises(ValueError, match="camera_encoding must be one of"):
         FieldDecoder(dim=32, depth=1, num_heads=2, camera_encoding="sinusoid")
@@ -336,3 +364,109 @@ def test_teachers_see_the_clean_images_when_the_views_were_colour_jittered():
         torch.testing.assert_close(augmented[reference], clean[reference], rtol=0, atol=0)
         assert not torch.allclose(unmarked[reference], clean[reference])
     assert not torch.allclose(augmented["pixels/loss"], clean["pixels/loss"])  # the encoder did see the jitter
+
+
+class FixedTeacher:
+    """A stand-in teacher whose per-view features [B, V, N, Dt] are given, whatever the images."""
+
+    def __init__(self, features: torch.Tensor):
+        self.features = features
+
+    def forward_views(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        return self.features
+
+
+def targets_in_the_middle() -> MultiViewBatch:
+    """Five views per scene with the targets *not* last, and a known nearest context view for each target.
+
+    Scene 0: context views 0, 3, 4, targets 1 (beside view 3) and 2 (beside view 0).
+    Scene 1: context views 0, 4, 1, targets 3 (beside view 1) and 2 (beside view 4), listed out of order.
+    """
+    batch = make_batch(batch_size=2, num_views=5, num_context=3, size=32, with_depth=False)
+    batch.context_index = torch.tensor([[0, 3, 4], [0, 4, 1]])
+    batch.target_index = torch.tensor([[1, 2], [3, 2]])
+    spots = [
+        {0: [0.0, 0.0, 0.0], 3: [5.0, 0.0, 0.0], 4: [0.0, 5.0, 0.0], 1: [4.8, 0.1, 0.0], 2: [0.1, 0.2, 0.0]},
+        {0: [0.0, 0.0, 0.0], 4: [5.0, 0.0, 0.0], 1: [0.0, 5.0, 0.0], 3: [0.2, 4.9, 0.0], 2: [5.1, 0.0, 0.0]},
+    ]
+    batch.cam_to_world = torch.eye(4).repeat(2, 5, 1, 1)
+    for scene, views in enumerate(spots):
+        for view, spot in views.items():
+            batch.cam_to_world[scene, view, :3, 3] = torch.tensor(spot)
+    return batch
+
+
+NEAREST_CONTEXT = torch.tensor([[3, 0], [1, 4]])  # per target of ``targets_in_the_middle``, an index into V
+
+
+def metrics_with_predictions(loss_views: str, batch: MultiViewBatch, teacher: torch.Tensor, predicted: torch.Tensor):
+    """Run ``PSFMObjective.forward`` with the features it predicts for every view V fixed to ``predicted``.
+
+    The decoder is bypassed (``synthesize`` returns ``predicted`` on the views the loss covers) and the head
+    is the identity, so the metrics are checked against exactly known predictions.
+    """
+    dim = teacher.shape[-1]
+    objective = PSFMObjective(
+        dim, {"t": dim}, {"depth": 1, "num_heads": 1}, loss_views, target_norm="none", depth_probe=False
+    )
+    objective.heads["t"] = nn.Identity()
+
+    def synthesize(encoder, batch):
+        index = objective.loss_index(batch)
+        return batch.gather_views(index, predicted), index, (2, 2)
+
+    objective.synthesize = synthesize
+    with torch.no_grad():
+        return objective(None, batch, {"t": FixedTeacher(teacher)})
+
+
+@pytest.mark.parametrize("loss_views", LOSS_VIEWS)
+def test_target_loss_scores_the_target_views_wherever_they_sit(loss_views):
+    """Predictions equal to the teacher on the target views (and garbage on context views) score a perfect 0.
+
+    The batch's targets are views 1, 2 and 3, 2: neither the last views nor in order, so a metric that took the
+    last T predictions, gathered the context views, or gathered twice when the loss covers targets only, fails.
+    """
+    batch = targets_in_the_middle()
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.randn(2, 5, 4, 8, generator=generator)
+    garbage = 5 * torch.randn(2, 5, 4, 8, generator=generator) - 3
+    on_targets = torch.zeros(2, 5, 1, 1, dtype=torch.bool)
+    on_targets.scatter_(1, batch.target_index[..., None, None], True)
+
+    out = metrics_with_predictions(loss_views, batch, teacher, torch.where(on_targets, teacher, garbage))
+    assert out["t/target_loss"] < 1e-6  # a perfect prediction: smooth-L1 0, cosine distance 0
+    if loss_views == "all":
+        assert out["t/loss"] > 0.5  # the garbage is there, on the context views
+    corrupted = metrics_with_predictions(loss_views, batch, teacher, torch.where(on_targets, teacher, -garbage))
+    assert torch.equal(corrupted["t/target_loss"], out["t/target_loss"])
+
+    # the converse: right on the context views, wrong on the targets -> exactly the loss of the wrong targets
+    wrong = metrics_with_predictions(loss_views, batch, teacher, torch.where(on_targets, garbage, teacher))
+    pick = [[1, 2], [3, 2]]  # by hand, not through the batch's own indexing
+    expected = feature_loss(
+        torch.stack([garbage[b, pick[b]] for b in range(2)]), torch.stack([teacher[b, pick[b]] for b in range(2)])
+    )[0]
+    torch.testing.assert_close(wrong["t/target_loss"], expected)
+
+
+@pytest.mark.parametrize("loss_views", LOSS_VIEWS)
+def test_reference_metrics_read_the_teacher_on_the_right_views(loss_views):
+    """``ref_copy_nearest`` and ``ref_mean_context`` score the teacher's own context views against its targets.
+
+    They must not depend on the model's predictions at all, and must match a by-hand computation on the
+    views picked by hand (nearest context view per target; mean of the three context views).
+    """
+    batch = targets_in_the_middle()
+    generator = torch.Generator().manual_seed(1)
+    teacher = torch.randn(2, 5, 4, 8, generator=generator)
+    out = metrics_with_predictions(loss_views, batch, teacher, torch.randn(2, 5, 4, 8, generator=generator))
+    again = metrics_with_predictions(loss_views, batch, teacher, torch.randn(2, 5, 4, 8, generator=generator))
+
+    truth = torch.stack([teacher[0, [1, 2]], teacher[1, [3, 2]]])
+    copied = torch.stack([teacher[b, NEAREST_CONTEXT[b]] for b in range(2)])
+    mean = torch.stack([teacher[0, [0, 3, 4]].mean(0), teacher[1, [0, 4, 1]].mean(0)])[:, None].expand(-1, 2, -1, -1)
+    torch.testing.assert_close(out["t/ref_copy_nearest"], feature_loss(copied, truth)[0])
+    torch.testing.assert_close(out["t/ref_mean_context"], feature_loss(mean, truth)[0])
+    for key in ("t/ref_copy_nearest", "t/ref_mean_context"):
+        assert torch.equal(again[key], out[key])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from psfm.geometry import intrinsics_from_fov, look_at, pixel_rays
+from psfm.geometry import intrinsics_from_fov, look_at, pixel_rays, project
 from psfm.objectives.rays import camera_rays, patch_centres, plucker_rays
 
 
@@ -85,3 +87,45 @@ def test_plucker_moment_is_orthogonal_and_invariant_along_the_ray():
     sideways = pose.clone()
     sideways[:3, 3] += 0.5 * pose[:3, 0]
     assert not torch.allclose(plucker_rays(intrinsics, sideways, (4, 4), (32, 32))[..., 3:], moments, atol=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    grid=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    patch=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    focal=st.tuples(st.floats(0.3, 3.0), st.floats(0.3, 3.0)),
+    principal=st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)),
+    eye=st.tuples(*[st.floats(-3.0, 3.0)] * 3),
+    roll=st.floats(-90.0, 90.0),
+)
+@example(grid=(2, 5), patch=(4, 3), focal=(1.0, 1.0), principal=(0.5, 0.5), eye=(1.0, -2.0, 1.5), roll=0.0)
+@example(grid=(5, 2), patch=(3, 4), focal=(1.0, 1.0), principal=(0.5, 0.5), eye=(1.0, -2.0, 1.5), roll=0.0)
+def test_rays_of_non_square_grids_pass_through_their_patch_centres(grid, patch, focal, principal, eye, roll):
+    """Any grid shape, patch shape and camera: projecting a patch's ray back through K (and its Plücker line
+    back through the pose) lands on the centre of that patch, in row-major order.
+
+    Existing checks use square images or one-pixel patches; here rows and columns, H and W, fx/cx and fy/cy all
+    differ, so any of them swapped moves some ray off its patch.
+    """
+    (rows, cols), (patch_h, patch_w) = grid, patch
+    height, width = rows * patch_h, cols * patch_w
+    intrinsics = np.array(
+        [[focal[0] * width, 0.0, principal[0] * width], [0.0, focal[1] * height, principal[1] * height], [0, 0, 1]]
+    )
+    pose = look_at(np.array(eye), np.array([0.1, 0.2, -0.3]), roll_deg=roll)
+    r, c = np.divmod(np.arange(rows * cols), cols)  # row-major
+    centres = np.stack([(c + 0.5) * patch_w, (r + 0.5) * patch_h], axis=-1)  # middle of each patch's pixel span
+
+    k, cam_to_world = torch.tensor(intrinsics, dtype=torch.float32), torch.tensor(pose, dtype=torch.float32)
+    rays = camera_rays(k, grid, (height, width)).double().numpy()
+    pixels = rays @ intrinsics.T
+    np.testing.assert_allclose(pixels[:, :2] / pixels[:, 2:], centres, atol=1e-3 * max(height, width))
+
+    plucker = plucker_rays(k, cam_to_world, grid, (height, width)).double().numpy()
+    direction, moment = plucker[:, :3], plucker[:, 3:]
+    closest = np.cross(direction, moment)  # the line's point nearest the origin (unit direction)
+    offset = np.sum((pose[:3, 3] - closest) * direction, axis=-1, keepdims=True)  # the camera's place on the line
+    along = closest + direction * (offset + 2.0)  # 2 m in front of the camera
+    projected, depth = project(along, intrinsics, pose)
+    assert np.all(depth > 0)
+    np.testing.assert_allclose(projected, centres, atol=1e-3 * max(height, width))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
+import pytest
 import torch
 
-from psfm.probes.objects import Vocabulary, build_questions, object_probes
+from psfm.probes.objects import Vocabulary, build_questions, object_probes, seen_unique_objects
 from psfm.probes.sources import ProbeFeatures
 from tests.probes.conftest import make_scenes
 
@@ -38,6 +40,28 @@ def test_only_unique_names_that_a_context_view_sees_are_asked_about():
     red_crate, blue_ball = vocabulary.encode(objects[0]).nonzero()[0], vocabulary.encode(objects[1]).nonzero()[0]
     width = vocabulary.width
     assert named == {(*red_crate, *(blue_ball + width)), (*blue_ball, *(red_crate + width))}
+
+
+@pytest.mark.parametrize("landscape", [True, False])
+def test_a_context_view_sees_an_object_within_its_width_and_its_height_on_non_square_images(landscape):
+    """u is bounded by W and v by H: beyond the short side but within the long one, only the long axis sees it.
+
+    Cameras at the identity look along +z with f = 32 and the principal point at (0, 0), so a centre at
+    (x, y, 1) projects to pixel (32 x, 32 y).
+    """
+    height, width = (32, 64) if landscape else (64, 32)
+    objects = [
+        obj("crate", "red", (50 / 32, 8 / 32, 1.0)),  # pixel (50, 8): within a landscape image only
+        obj("ball", "blue", (8 / 32, 50 / 32, 1.0)),  # pixel (8, 50): within a portrait image only
+        obj("bin", "green", (28 / 32, 28 / 32, 1.0)),  # pixel (28, 28): within both
+    ]
+    square = make_scenes(torch.eye(4).expand(1, 2, 4, 4).clone(), 2, [scene_meta(objects, 2)])
+    intrinsics = torch.tensor([[32.0, 0.0, 0.0], [0.0, 32.0, 0.0], [0.0, 0.0, 1.0]]).expand(1, 2, 3, 3).clone()
+    scenes = replace(square, images=torch.zeros(1, 2, 3, height, width, dtype=torch.uint8), intrinsics=intrinsics)
+
+    seen = {found["category"] for found, _ in seen_unique_objects(scenes, 0)}
+
+    assert seen == ({"crate", "bin"} if landscape else {"ball", "bin"})
 
 
 def test_closer_questions_skip_near_ties():

@@ -7,11 +7,14 @@ from dataclasses import replace
 
 import pytest
 
+from psfm.qa.answering import answer_spec
 from psfm.qa.config import GenerationConfig
 from psfm.qa.context import build_context
 from psfm.qa.generate import generate_questions
+from psfm.qa.question import Skip
 from psfm.qa.reasons import SkipLog
 from psfm.qa.sources import facts_from_meta
+from psfm.qa.templates import TEMPLATES
 
 from .conftest import meta_of
 
@@ -101,3 +104,19 @@ def test_a_scene_with_no_objects_still_yields_camera_questions(world_scenes):
     questions = generate_questions(replace(facts, objects=()), CONFIG)
     assert questions and {q.family for q in questions} <= {"camera", "hispatial", "vsibench"}
     assert all(not q.spec["objects"] for q in questions)
+
+
+@pytest.mark.parametrize("task", ["left_right", "depth_order"])
+def test_a_view_framed_question_needs_a_camera_for_its_last_view(task, world_scenes):
+    """With cameras for views 0..k a question framed by view k is answered; with one camera fewer it is skipped
+    as ``no_poses`` (an off-by-one here would index past the cameras and crash)."""
+    _, _, facts = world_scenes[0]
+    context = build_context(facts, CONFIG, SkipLog())
+    template = TEMPLATES[task]
+    spec = next(spec for spec in template.specs(context) if spec.views)
+    last = max(spec.views)
+
+    enough = replace(context, facts=replace(facts, cameras=facts.cameras[: last + 1]))
+    assert answer_spec(template, spec, enough) != Skip("no_poses")
+    short = replace(context, facts=replace(facts, cameras=facts.cameras[:last]))
+    assert answer_spec(template, spec, short) == Skip("no_poses")

@@ -150,3 +150,32 @@ def test_without_masks_an_object_is_seen_where_its_centre_projects_into_the_imag
     context = build_context(facts, GenerationConfig(), SkipLog())
     assert set(context.named) == {-1, -2, -3}  # all nameable; only one in view
     assert context.visible[0] == [-1]
+
+
+@pytest.mark.parametrize("landscape", [True, False])
+def test_without_masks_visibility_bounds_u_by_the_width_and_v_by_the_height(landscape):
+    """A non-square camera: a centre beyond the short side but within the long one is seen only along the long axis.
+
+    The test above uses a square image, where bounding u by the height (or v by the width) changes nothing.
+    """
+    from psfm.qa.context import build_context
+    from psfm.qa.facts import CameraFact, ObjectFact, SceneFacts
+    from psfm.worlds.scene import OrientedBox
+
+    height, width = (40, 80) if landscape else (80, 40)
+    cam_to_world = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1]])  # looks along +y
+    camera = CameraFact(np.array([[50.0, 0, 0], [0, 50, 0], [0, 0, 1]]), cam_to_world, height, width)  # (0, 0) ahead
+
+    def at_pixel(instance_id: int, color: str, u: float, v: float) -> ObjectFact:
+        """An object 2 m ahead whose centre projects to pixel (u, v): world x = u / 50 * 2, world z = -v / 50 * 2."""
+        return ObjectFact(-instance_id, "crate", color, OrientedBox((u / 25, 2.0, -v / 25), (0.1, 0.1, 0.1), 0.0))
+
+    long_side = max(height, width) - 10  # inside the long side, outside the short one
+    along_width = at_pixel(1, "red", long_side, 5)  # seen in a landscape image only
+    along_height = at_pixel(2, "blue", 5, long_side)  # seen in a portrait image only
+    corner = at_pixel(3, "green", width - 0.5, height - 0.5)  # just inside either way
+    facts = SceneFacts("s", (along_width, along_height, corner), (camera,), None, "gt", "gt")
+
+    context = build_context(facts, GenerationConfig(), SkipLog())
+
+    assert sorted(context.visible[0]) == ([-3, -1] if landscape else [-3, -2])

@@ -61,6 +61,46 @@ def test_parsing(text, fmt, unit, mode, value):
     assert parsed.failed == (value is None)
 
 
+# every spelling the lenient parser knows, with its exact length in metres (the inch is 0.0254 m by definition)
+SPOKEN_UNITS = [
+    ("millimeters", 0.001), ("millimetres", 0.001), ("mm", 0.001),
+    ("centimeters", 0.01), ("centimetres", 0.01), ("cm", 0.01),
+    ("meters", 1.0), ("metres", 1.0), ("m", 1.0),
+    ("feet", 0.3048), ("foot", 0.3048), ("ft", 0.3048),
+    ("inches", 0.0254), ("inch", 0.0254), ("in", 0.0254),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spoken", "metres"), SPOKEN_UNITS)
+@pytest.mark.parametrize("unit", ["m", "cm"])
+def test_lenient_parsing_converts_every_spoken_unit_exactly(spoken, metres, unit):
+    """Each factor pinned and each alias too: "12 inches" is 0.3048 to a question in metres, 30.48 in centimetres."""
+    per_unit = {"m": 1.0, "cm": 0.01}[unit]
+    for text in (f"12 {spoken}", f"About 12{spoken}.", f"12 {spoken.upper()} or so"):
+        parsed = parse_prediction(text, "free_form", unit, "lenient")
+        assert parsed.value == pytest.approx(12 * metres / per_unit, rel=1e-12), text
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12 inches", 0.3048),
+        ("3 feet", 0.9144),
+        ("12 inches (about 30 cm)", 0.3048),  # the unit right after the number, not a later one
+        ("250 mm", 0.25),
+        ("12 inside the box", 12.0),  # "in" must be a whole word to be a unit
+        ("5 minutes", 5.0),  # "m" too
+    ],
+)
+def test_lenient_parsing_reads_the_unit_right_after_the_first_number(text, value):
+    assert parse_prediction(text, "free_form", "m", "lenient").value == pytest.approx(value, rel=1e-12)
+
+
+def test_units_are_not_converted_for_counts_or_vsi_mode():
+    assert parse_prediction("12 inches", "free_form", "count", "lenient").value == 12.0
+    assert parse_prediction("12 inches", "free_form", "m", "vsi").value == 12.0  # VSI-Bench reads the token only
+
+
 def question(fmt: str, answer: str, value, unit=None, task="t", qid="q1", choices=()) -> Question:
     return Question(qid, "scene", task, "f", "L1", fmt, "?", answer, value, unit, [0], "single", list(choices))
 

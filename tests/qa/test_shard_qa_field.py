@@ -51,3 +51,17 @@ def test_unknown_qa_version_is_refused():
     record["qa"]["version"] = 2
     with pytest.raises(ShardFormatError, match="qa version 2"):
         validate_meta(record)
+
+
+@pytest.mark.parametrize("num_views", [1, 3])
+def test_view_indices_run_from_zero_to_one_below_the_number_of_views(num_views):
+    """The last view (``num_views - 1``) is a valid index; ``num_views`` itself and negatives are not."""
+    record = with_qa()
+    record["views"] = [dict(BASE["views"][0], image=f"{i:03d}.rgb.png") for i in range(num_views)]
+    for accepted in ([0], [num_views - 1], list(range(num_views))):
+        record["qa"]["questions"][0]["views"] = accepted
+        validate_meta(copy.deepcopy(record))
+    for refused in ([num_views], [0, num_views], [-1], [True]):
+        record["qa"]["questions"][0]["views"] = refused
+        with pytest.raises(ShardFormatError, match="names a view the scene lacks"):
+            validate_meta(copy.deepcopy(record))

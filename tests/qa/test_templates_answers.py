@@ -15,8 +15,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from psfm.qa.answering import answer_spec
 from psfm.qa.config import GenerationConfig
 from psfm.qa.context import build_context
+from psfm.qa.facts import SceneFacts
 from psfm.qa.generate import generate_questions
 from psfm.qa.question import LETTERS, spec_from_json
 from psfm.qa.reasons import SkipLog
@@ -256,3 +258,22 @@ def test_route_plan_masks_every_turn_and_offers_other_turn_sequences(generated):
         assert len(question.choices) == min(3**turns, 4) == len(set(question.choices))
         assert all(choice.count("Turn ") == turns for choice in question.choices)
         assert question.choices.count(question.answer_value) == 1
+
+
+@pytest.mark.parametrize("size", [(20, 50), (50, 20)])
+def test_point_depth_reads_x_along_the_width_and_y_along_the_height(size):
+    """Questions put (0, 0) at the top-left and (1, 1) at the bottom-right: x scales with W, y with H.
+
+    World renders are square, where swapping the two cannot show; here every pixel holds its own depth.
+    """
+    height, width = size
+    rows, cols = np.mgrid[:height, :width]
+    depth = 4.0 + 0.01 * rows + 0.0001 * cols  # distinct per pixel, flat enough (< 3 % over 3 x 3) to be asked
+    facts = SceneFacts("s", (), (), None, "gt", "gt", depths=(depth,))
+    context = build_context(facts, GenerationConfig(), SkipLog())
+    template, asked = TEMPLATES["point_depth"], 0
+    for spec in template.specs(context):
+        x, y = spec.point
+        assert answer_spec(template, spec, context).value == depth[int(y * height), int(x * width)], spec.point
+        asked += 1
+    assert asked == 25
