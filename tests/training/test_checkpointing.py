@@ -119,3 +119,28 @@ def test_training_saves_every_checkpoint_through_a_temporary_sibling(tiny_world,
         assert isinstance(target, Path) and target.parent == checkpoints and target.name.startswith("."), target
         assert renames[target].parent == checkpoints and renames[target].suffix == ".ckpt"
     assert checkpoints / "last.ckpt" in renames.values()
+
+
+class _TrainerBuilt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("strategy", ["auto", "ddp", "fsdp2"])
+def test_every_strategy_gets_the_atomic_writer(tmp_path, monkeypatch, strategy):
+    """FSDP2 (``ModelParallelStrategy`` with whole-model checkpoints) saves through the CheckpointIO too.
+
+    Without it Lightning writes into a temporary file of the system's temp folder and moves it over
+    ``last.ckpt``: a copy, not a rename, wherever that folder is on another filesystem than the run.
+    """
+    import lightning as L
+
+    seen = {}
+
+    def trainer(**kwargs):
+        seen.update(kwargs)
+        raise _TrainerBuilt
+
+    monkeypatch.setattr(L, "Trainer", trainer)
+    with pytest.raises(_TrainerBuilt):
+        train(tiny_command(tmp_path / "world", tmp_path / "run", strategy=strategy))
+    assert [type(plugin) for plugin in seen["plugins"]] == [AtomicCheckpointIO]
