@@ -47,6 +47,16 @@ def write_synthetic_shards(
     return keys
 
 
+def write_scenes_with_views(directory: Path, views_per_scene: list[int]) -> list[str]:
+    """One scene per entry, with that many views, three scenes a shard."""
+    rng = np.random.default_rng(0)
+    keys = [f"scene_{i:04d}" for i in range(len(views_per_scene))]
+    with ShardWriter(directory, 3, info={"test": True}) as writer:
+        for key, views in zip(keys, views_per_scene, strict=True):
+            writer.write(synthetic_scene(key, rng, views, 16))
+    return keys
+
+
 @pytest.fixture
 def scene_shards(tmp_path: Path) -> tuple[Path, list[str]]:
     """12 scenes x 6 views of 16x16 in 4 shards of 3."""

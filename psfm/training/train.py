@@ -126,7 +126,7 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         deterministic=trainer_config.deterministic,
         logger=build_loggers(command, run_dir),
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()] if trainer_config.strategy != "fsdp2" else None,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=trainer_config.progress_bar,
         enable_model_summary=trainer_config.progress_bar,
     )

@@ -11,14 +11,18 @@ import numpy as np
 import pytest
 import torch
 
+from psfm.datamodules import stages
 from psfm.datamodules.batching import normalize_poses
 from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
 from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.skips import SKIPS, SkipCounter
+from psfm.datamodules.stages import ResampledShards, ShuffleBuffer
 from psfm.datamodules.views import ViewSampling
 from psfm.geometry import look_at
 from psfm.types import MultiViewBatch
+from tests.conftest import write_scenes_with_views
 
 
 def stream(urls, epoch: int = 0, **overrides) -> list[MultiViewBatch]:
@@ -87,6 +91,9 @@ def test_window_batches_come_in_capture_order_with_views_and_cameras_kept_togeth
         assert torch.equal(torch.sort(torch.cat([context, target], 1)).values, torch.arange(v).expand(b, -1))
         assert torch.allclose(batch.cam_to_world[:, 0], torch.eye(4).expand(b, 4, 4), atol=1e-5)
         assert torch.allclose(batch.depth[:, :, 0, 0, 0], 1.0 + ids.float(), atol=1e-3)  # depth follows its view
+    # capture order is the batch order, not the split: context views other than the reference sit anywhere
+    rows = [(row, list(range(len(row)))) for batch in batches for row in batch.context_index.tolist()]
+    assert any(context != leading for context, leading in rows)
     assert [b.view_ids.tolist() for b in batches] == [
         b.view_ids.tolist() for b in stream(urls, views=views, load_depth=True)
     ]
@@ -153,16 +160,84 @@ def test_finite_two_workers_cover_every_scene_once(scene_shards):
     assert sorted(seen) == keys
 
 
-def test_resampled_epoch_has_fixed_length(scene_shards):
-    directory, _ = scene_shards
+def _signature(batch: MultiViewBatch) -> tuple:
+    """What makes a batch itself: its scenes, their views and the pixels (crops included)."""
+    return tuple(batch.scene_keys), tuple(map(tuple, batch.view_ids.tolist())), batch.images.sum().item()
+
+
+def test_resampled_epochs_have_a_fixed_length_and_each_worker_its_own_stream(scene_shards):
+    directory, keys = scene_shards
     config = DataModuleConfig(
-        train=str(directory), batch_size=2, num_workers=2, image_size=[16, 16], samples_per_epoch=10
+        train=str(directory), batch_size=2, num_workers=2, image_size=[16, 16], samples_per_epoch=10, augment=False
     )
     config.views = ViewSampling(2, 3)
     loader = SceneDataModule(config).train_dataloader()
-    for epoch in range(2):
+    epochs = []
+    for epoch in (0, 1, 0):
         loader.set_epoch(epoch)
-        assert len(list(loader)) == 2 * 3  # ceil(10 / 2) = 5 batches per rank -> ceil(5 / 2) = 3 per worker
+        epochs.append([_signature(batch) for batch in loader])
+    for batches in epochs:
+        assert len(batches) == 2 * 3  # ceil(10 / 2) = 5 batches per rank -> ceil(5 / 2) = 3 per worker
+        assert all(len(scenes) == 2 and set(scenes) <= set(keys) for scenes, _, _ in batches)
+        # the two workers draw shards independently: a generator that ignores the worker id gives every batch twice
+        assert len(set(batches)) == len(batches)
+    assert epochs[0] != epochs[1]  # a new epoch draws anew
+    assert epochs[0] == epochs[2]  # and an epoch is a function of its number (exact resume replays it)
+
+
+def test_every_stage_generator_differs_per_rank_and_worker(monkeypatch):
+    """(rank, worker) pairs seed apart: the same draws on two workers would duplicate every resampled batch."""
+    urls = [f"shard-{i}.tar" for i in range(50)]
+
+    def draws(rank: int, worker: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """Shard draws and shuffle order as the given worker of the given rank makes them."""
+        monkeypatch.setattr(stages, "pytorch_worker_info", lambda: (rank, 2, worker, 2))
+        shards = iter(ResampledShards(urls, SharedEpoch(0), seed=0))
+        shuffled = ShuffleBuffer(8, SharedEpoch(0), seed=0)(iter(range(30)))
+        return tuple(next(shards)["url"] for _ in range(20)), tuple(shuffled)
+
+    pairs = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    streams = [draws(rank, worker) for rank, worker in pairs]
+    assert len({shards for shards, _ in streams}) == 4 and len({order for _, order in streams}) == 4
+    assert draws(1, 0) == streams[2]  # and each pair's stream is reproducible
+
+
+def test_shuffle_buffer_order_follows_the_epoch():
+    """Shuffled by (seed, epoch): another epoch reorders the scenes, the same epoch repeats its order."""
+
+    def order(epoch: int, seed: int = 0) -> list[int]:
+        return list(ShuffleBuffer(8, SharedEpoch(epoch), seed)(iter(range(40))))
+
+    assert sorted(order(0)) == list(range(40))  # a permutation: nothing lost, nothing twice
+    assert order(0) == order(0)
+    assert order(0) != order(1) and order(1) != order(2)
+    assert order(0) != order(0, seed=1)
+
+
+def test_skip_counter_drains_what_is_pending_and_keeps_the_total():
+    counter = SkipCounter()
+    counter.add("decode", "a")
+    counter.add("too_few_views", "b")
+    assert counter.drain() == 2
+    assert counter.drain() == 0  # a drained skip is never reported again
+    counter.add("decode", "c")
+    assert counter.drain() == 1 and counter.total == 3 and counter.reasons == {"decode": 2, "too_few_views": 1}
+
+
+def test_each_skipped_scene_is_reported_exactly_once(tmp_path):
+    """Batches carry the skips since the previous batch; their sum is the number of scenes skipped.
+
+    A counter that is never drained reports every skip again with each later batch.
+    """
+    views = [4, 1, 4, 4, 1, 4, 1, 4, 4, 4, 1, 4]  # four scenes below min_views, spread over the stream
+    keys = write_scenes_with_views(tmp_path / "shards", views)
+    SKIPS.drain()  # this process's counter may hold skips of earlier tests
+    urls = resolve_shards(str(tmp_path / "shards")).urls
+    batches = stream(urls, batch_size=2, views=ViewSampling(2, 3), shuffle_shards=False)
+    delivered = [key for batch in batches for key in batch.scene_keys]
+    assert delivered == [key for key, count in zip(keys, views, strict=True) if count >= 2]
+    assert [batch.skipped for batch in batches] == [1, 1, 1, 1]  # one skip before each of the first four batches
+    assert SKIPS.drain() == 0
 
 
 def _rewrite_member(shard: Path, member_suffix: str, transform) -> None:

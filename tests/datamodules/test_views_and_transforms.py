@@ -53,6 +53,45 @@ def test_window_shrinks_its_gaps_to_fit_and_falls_back_on_short_captures():
     assert sampling.select(rng, 5, 1)[0] in range(5)
 
 
+@pytest.mark.parametrize(("min_gap", "max_gap"), [(1, 1), (1, 3), (2, 2), (2, 6), (3, 4)])
+def test_window_draws_valid_views_from_every_small_capture(min_gap, max_gap):
+    """Every capture length from 1 frame up and every V it allows, so the boundary cases are all hit.
+
+    A capture of exactly (V - 1) * min_gap + 1 frames is the shortest that fits a window (every gap min_gap);
+    one frame fewer must fall back to random frames. A bound off by one either way crashes or leaves the capture.
+    """
+    sampling, rng = ViewSampling(1, 12, strategy="window", min_gap=min_gap, max_gap=max_gap), random.Random(0)
+    for available in range(1, 26):
+        for count in range(1, available + 1):
+            fits = (count - 1) * min_gap + 1 <= available
+            widest = min(max_gap, (available - 1) // (count - 1)) if count > 1 and fits else None
+            for _ in range(8):
+                chosen = sampling.select(rng, available, count)
+                frames = sorted(chosen)
+                assert len(set(chosen)) == count and 0 <= frames[0] <= frames[-1] < available, (available, chosen)
+                assert chosen[0] == frames[0], "the earliest frame is the reference"
+                if widest is not None:
+                    assert all(min_gap <= gap <= widest for gap in np.diff(frames)), (available, chosen)
+            if (count - 1) * min_gap + 1 == available and count > 1:  # exactly fits: the whole capture, gap min_gap
+                assert frames == list(range(0, available, min_gap))
+
+
+@pytest.mark.parametrize("available", [5, 6, 9, 20, 57])
+def test_window_context_views_are_drawn_anew_each_time(available):
+    """``select`` lists the reference, then the other frames in random order, so context = a prefix is random.
+
+    Compared unsorted: without that shuffle the context would always be the window's earliest frames. Captures of
+    several lengths, the short one (5 frames for 4 views with min_gap 2) on the fallback path.
+    """
+    sampling, rng = ViewSampling(4, 4, strategy="window", min_gap=2, max_gap=3), random.Random(0)
+    patterns = set()
+    for _ in range(400):
+        chosen = sampling.select(rng, available, 4)
+        rest = chosen[1:]
+        patterns.add(tuple(sorted(range(3), key=rest.__getitem__)))  # the capture-order rank of each listed frame
+    assert len(patterns) == 6  # all 3! orders of the non-reference frames occur
+
+
 def test_window_batches_hold_views_in_capture_order_with_context_anywhere():
     sampling = ViewSampling(6, 6, strategy="window", min_gap=1, max_gap=3)
     selected = [10, 17, 12, 15, 11, 13]  # select's order: reference, two more context views, three targets

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +146,94 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert names == sorted(path.name for path in resumed.iterdir())
     for name in names:
         assert (resumed / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (the writer is abandoned, never closed or aborted)."""
+
+
+class FileOperations:
+    """Counts the writer's file operations (create temporary, fsync, chmod, rename); can die at the n-th.
+
+    Between any two of them the on-disk state may change (a temporary appears, becomes durable, becomes
+    visible under its name), so dying at each one in turn visits every state a kill can leave.
+    """
+
+    NAMES = (("tempfile", "mkstemp"), ("os", "fsync"), ("os", "chmod"), ("os", "replace"))
+
+    def __init__(self, monkeypatch, die_at: int | None = None):
+        self.count, self.die_at, self.log = 0, die_at, []
+        for module_name, name in self.NAMES:
+            module = {"tempfile": tempfile, "os": os}[module_name]
+            monkeypatch.setattr(module, name, self._wrap(name, getattr(module, name)))
+
+    def _wrap(self, name, real):
+        def operation(*args, **kwargs):
+            if self.count == self.die_at:
+                raise _Killed(f"{name} #{self.count}")
+            self.count += 1
+            self.log.append(name)
+            return real(*args, **kwargs)
+
+        return operation
+
+
+def produce(directory: Path, samples: list[ShardSample]) -> None:
+    """A producer as the world generator is one: skip what the folder already holds, write the rest, close."""
+    writer = ShardWriter(directory, 4, info=INFO)
+    for sample in samples:
+        if sample.key not in writer.done_keys:
+            writer.write(sample)
+    writer.close()
+
+
+def assert_consistent(directory: Path) -> None:
+    """What any reader may rely on at any moment: the manifest lists only whole shards, each scene once."""
+    if not (directory / "manifest.json").exists():
+        return
+    manifest = read_manifest(directory)
+    assert verify_shards(directory) == []  # every listed shard exists, with the listed bytes
+    keys = [key for shard in manifest["shards"] for key in shard["keys"]]
+    assert len(keys) == len(set(keys)) and manifest["num_samples"] == len(keys)
+    for shard in manifest["shards"]:  # and a shard holds the scenes listed for it
+        names = [name.split(".", 1)[0] for name, _ in tar_members(directory / shard["name"])]
+        assert list(dict.fromkeys(names)) == shard["keys"]
+
+
+def test_a_kill_at_any_file_operation_leaves_a_consistent_folder_that_resumes_exactly(tmp_path, monkeypatch):
+    samples = make_samples(10)
+    produce(tmp_path / "straight", samples)
+    expected = {path.name: path.read_bytes() for path in (tmp_path / "straight").iterdir()}
+    with monkeypatch.context() as patch:
+        operations = FileOperations(patch)
+        produce(tmp_path / "counted", samples)
+    total = operations.count
+    assert total == 6 * 4  # 3 shards + 3 manifest saves, each: temporary, fsync, chmod, rename
+
+    for die_at in range(total):
+        directory = tmp_path / f"killed_at_{die_at}"
+        with monkeypatch.context() as patch, pytest.raises(_Killed):
+            FileOperations(patch, die_at)
+            produce(directory, samples)
+        assert_consistent(directory)
+
+        produce(directory, samples)  # re-run the producer: it resumes
+
+        assert {path.name: path.read_bytes() for path in directory.iterdir()} == expected, f"killed at {die_at}"
+
+
+def test_a_scene_in_a_closed_shard_is_refused_in_the_same_session(tmp_path):
+    """Not only scenes of a resumed folder's manifest: a shard closed a moment ago holds its scenes too."""
+    samples = make_samples(5)
+    with ShardWriter(tmp_path, 4, info=INFO) as writer:
+        for sample in samples[:4]:
+            writer.write(sample)  # the fourth closes shard 0
+        assert writer.done_keys == {sample.key for sample in samples[:4]}
+        with pytest.raises(ValueError, match="'s001' is already in this dataset"):
+            writer.write(samples[1])
+        writer.write(samples[4])
+    keys = [key for shard in read_manifest(tmp_path)["shards"] for key in shard["keys"]]
+    assert keys == [sample.key for sample in samples]
 
 
 # resume ----------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from psfm.export import load
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker(world: Path, run_dir: Path, strategy: str, devices: int, max_steps: int, delay: float = 0.0):
+def worker(world: Path, run_dir: Path, strategy: str, devices: int, max_steps: int, hold_at_step: int = 0):
     command = [sys.executable, "-m", "tests.training.distributed_worker", str(world), str(run_dir), strategy]
-    command += [str(devices), str(max_steps), str(delay)]
+    command += [str(devices), str(max_steps), str(hold_at_step)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -45,27 +45,24 @@ def test_two_process_run_on_cpu(tiny_world, tmp_path, strategy):
     assert encoder(torch.rand(1, 2, 3, 32, 32)).shape == (1, 4, 32)
 
 
-def _last_step(run_dir: Path) -> int:
-    path = run_dir / "checkpoints" / "last.ckpt"
-    try:
-        return torch.load(path, weights_only=True)["global_step"] if path.exists() else 0
-    except Exception:  # being replaced right now: atomic rename means a retry sees a whole file
-        return 0
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_the_uninterrupted_parameters(tiny_world, tmp_path):
     finish(worker(tiny_world, tmp_path / "straight", "auto", devices=1, max_steps=10))  # same threads as below
 
     killed = tmp_path / "killed"
-    process = worker(tiny_world, killed, "auto", devices=1, max_steps=10, delay=0.3)
+    process = worker(tiny_world, killed, "auto", devices=1, max_steps=10, hold_at_step=4)
     deadline = time.monotonic() + 180
-    while _last_step(killed) < 4:
-        assert process.poll() is None and time.monotonic() < deadline, "run ended before it could be killed"
+    while not (killed / "held").exists():  # the run stops right after step 4's checkpoint, then we kill it
+        assert process.poll() is None, "run ended before it could be killed:\n" + process.communicate()[0][-4000:]
+        assert time.monotonic() < deadline, "run never reached step 4"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert _last_step(killed) < 10 and not list(killed.rglob("*.tmp.*"))
+    # every checkpoint on disk loads (a torn one raises here, it is not retried), the last one is step 4, and
+    # no temporary (AtomicFile names them .<name>.<random>.tmp) was left behind
+    checkpoints = {path.name: torch.load(path, weights_only=True) for path in killed.rglob("*.ckpt")}
+    assert checkpoints["last.ckpt"]["global_step"] == 4
+    assert list(killed.rglob("*.tmp")) == []
     finish(worker(tiny_world, killed, "auto", devices=1, max_steps=10))
 
     straight = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -53,20 +54,18 @@ class Batches:
         return len(self.batches)
 
 
-def ema_updates(monkeypatch, batches: list[MultiViewBatch], accumulate: int) -> list[int]:
-    """Train the tiny model with a pixels + EMA teacher on ``batches``; the steps at which the EMA teacher updated."""
-    steps: list[int] = []
-    update = EMATeacher.update
-
-    def counting_update(self, student, step):
-        steps.append(step)
-        return update(self, student, step)
-
-    monkeypatch.setattr(EMATeacher, "update", counting_update)
+def ema_module(batches: int, accumulate: int, ema: TeacherConfig | None = None) -> PretrainModule:
+    """The tiny model with a pixels + EMA teacher, sized for ``batches`` micro-batches."""
     command = tiny_command(Path("unused"), Path("unused"))
-    model = replace(command.model, teachers={"pixels": TeacherConfig("pixels"), "ema": TeacherConfig("ema")})
+    ema = ema or TeacherConfig("ema")
+    model = replace(command.model, teachers={"pixels": TeacherConfig("pixels"), "ema": ema})
+    total_steps = batches // accumulate
+    return PretrainModule(asdict(model), asdict(command.optim), total_steps=total_steps, max_nan_steps=batches)
+
+
+def fit(module: PretrainModule, batches: list[MultiViewBatch], accumulate: int, callbacks=()) -> None:
+    """A real Lightning fit of ``module`` over ``batches`` (no logger, no checkpoints)."""
     max_steps = len(batches) // accumulate
-    module = PretrainModule(asdict(model), asdict(command.optim), total_steps=max_steps, max_nan_steps=len(batches))
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -78,9 +77,23 @@ def ema_updates(monkeypatch, batches: list[MultiViewBatch], accumulate: int) -> 
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
+        callbacks=list(callbacks),
     )
     trainer.fit(module, train_dataloaders=Batches(batches))
     assert trainer.global_step == max_steps
+
+
+def ema_updates(monkeypatch, batches: list[MultiViewBatch], accumulate: int) -> list[int]:
+    """Train the tiny model with a pixels + EMA teacher on ``batches``; the steps at which the EMA teacher updated."""
+    steps: list[int] = []
+    update = EMATeacher.update
+
+    def counting_update(self, student, step):
+        steps.append(step)
+        return update(self, student, step)
+
+    monkeypatch.setattr(EMATeacher, "update", counting_update)
+    fit(ema_module(len(batches), accumulate), batches, accumulate)
     return steps
 
 
@@ -99,6 +112,41 @@ def test_ema_teacher_skips_steps_whose_loss_was_not_finite(monkeypatch):
     steps = ema_updates(monkeypatch, batches, accumulate=1)
 
     assert steps == [1, 3, 4]  # every optimizer step but the skipped second one
+
+
+def test_ema_teacher_weights_follow_the_student_through_a_real_fit():
+    """The counting tests above replace ``EMATeacher.update``: they pass even if the calls move nothing.
+
+    Here nothing is patched. After each optimizer step the teacher must be m_t * teacher + (1 - m_t) * student,
+    with m_t on the cosine schedule spanning *this run's* steps (momentum 0.5 -> 0.9 over 4 steps).
+    """
+    batches = [make_batch(batch_size=1, num_views=3, num_context=2, seed=seed) for seed in range(4)]
+    ema = TeacherConfig("ema", options={"momentum": 0.5, "final_momentum": 0.9})
+    module = ema_module(len(batches), accumulate=1, ema=ema)
+    teacher, student = module.model.teachers["ema"].model, module.model.encoder.backbone
+    start = {name: value.detach().clone() for name, value in teacher.named_parameters()}
+    expected = dict(start)
+
+    class ReplayEMA(L.Callback):
+        # Lightning runs the callbacks' on_train_batch_end before the module's: the optimizer has stepped, the
+        # teacher has not followed yet, so this sees exactly the student weights the teacher must average in
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            momentum = 0.9 - (0.9 - 0.5) * (1 + math.cos(math.pi * trainer.global_step / 4)) / 2
+            for name, value in student.named_parameters():
+                expected[name] = momentum * expected[name] + (1 - momentum) * value.detach()
+
+    fit(module, batches, accumulate=1, callbacks=[ReplayEMA()])
+
+    final_student = dict(student.named_parameters())
+    moved = [name for name, value in teacher.named_parameters() if not torch.equal(value, start[name])]
+    assert len(moved) > 10, "the teacher never moved during the fit"
+    for name, value in teacher.named_parameters():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+    def distance(weights: dict[str, torch.Tensor]) -> float:
+        return sum((weights[name] - final_student[name].detach()).norm().item() ** 2 for name in weights) ** 0.5
+
+    assert distance(dict(teacher.named_parameters())) < distance(start)  # towards the student, not away
 
 
 def test_global_clip_mode_clips_one_norm_over_every_parameter(tmp_path):

@@ -101,6 +101,18 @@ def test_too_many_consecutive_nan_steps_stop_the_run_with_a_clear_message(tiny_w
         train(command)
 
 
+def test_scattered_nan_steps_never_stop_the_run_however_many(tiny_world, tmp_path, monkeypatch):
+    """The limit is on *consecutive* NaN steps: four NaN steps, each followed by a finite one, stay below 3.
+
+    A counter that only ever grows (total instead of consecutive) would abort at the third NaN (step 5).
+    """
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=8, limit_val_batches=0, max_nan_steps=3)
+    record = _poison({1, 3, 5, 7}, monkeypatch)
+    metrics = train(command)
+    assert record["calls"] == 8 and metrics["global_step"] == 8
+    assert metrics["nan_steps"] == 4  # still counted in total, for the logs
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tiny_world, tmp_path):
     command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
     train(command)
@@ -140,13 +152,17 @@ def test_crash_then_resume_gives_the_uninterrupted_parameters(tiny_world, tmp_pa
     assert torch.load(tmp_path / "crashed/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
     train(crashed)  # resume=auto picks up last.ckpt
 
-    def weights(run):
-        return torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    def last(run):
+        return torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)
 
-    final_straight, final_resumed = weights("straight"), weights("crashed")
+    final_straight, final_resumed = last("straight")["state_dict"], last("crashed")["state_dict"]
     assert final_straight.keys() == final_resumed.keys()
     different = [key for key in final_straight if not torch.equal(final_straight[key], final_resumed[key])]
     assert different == []
+    # the data position too: a counter restarted at 0 by the resume would make a second resume replay batches
+    assert last("crashed")["SceneDataModule"] == last("straight")["SceneDataModule"]
+    straight_state = last("straight")
+    assert straight_state["SceneDataModule"]["consumed_batches"] == straight_state["global_step"]  # one batch a step
 
 
 @pytest.mark.parametrize("frozen", [False, True])
