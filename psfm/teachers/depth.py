@@ -15,8 +15,10 @@ Each patch becomes p × p sub-patch values ``scale · log(1 + depth / unit)``, i
 logarithmic so near and far errors weigh alike, positive so the objective's cosine term stays
 defined. ``scale`` sets the target's pull inside smooth-L1; at 4 (where a 25 % error is about 1)
 it took most of the one global gradient norm on ``world_small`` (3-6 against the image teachers'
-≈ 1 over the first 1000 steps, all clipped to 1) and every teacher learnt slower, so it is 1. Pixels without depth (0) are left out of their sub-patch's mean; a sub-patch with
-none takes its patch's mean, a patch with none the value 0.
+≈ 1 over the first 1000 steps, all clipped to 1) and every teacher learnt slower, so it is 1.
+
+Pixels without depth (0) are left out of their sub-patch's mean; a sub-patch with none takes its
+patch's mean, a patch with none the value 0.
 """
 
 from __future__ import annotations

@@ -372,7 +372,7 @@ class FixedTeacher:
     def __init__(self, features: torch.Tensor):
         self.features = features
 
-    def forward_views(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    def batch_targets(self, batch: MultiViewBatch, grid: tuple[int, int]) -> torch.Tensor:
         return self.features
 
 
