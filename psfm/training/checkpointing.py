@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from psfm.io import AtomicFile
 
@@ -27,6 +29,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def remove_checkpoint(self, path) -> None:
         if os.path.exists(path):
             os.remove(path)
+
+
+class FinalCheckpoint(Callback):
+    """Write ``last.ckpt`` at the run's last step when the step interval did not just do it.
+
+    ``ModelCheckpoint(every_n_train_steps=k)`` saves at multiples of k only, so a run of 7 steps
+    with k = 2 ended with ``last.ckpt`` at step 6: re-running the finished job repeated step 7, and
+    its weights were not the exported ones. Every rank calls this (sharded strategies save together).
+    """
+
+    def __init__(self, periodic: ModelCheckpoint):
+        self.periodic = periodic
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.periodic.dirpath is None or trainer.global_step == 0:
+            return
+        last = Path(self.periodic.dirpath) / f"{self.periodic.CHECKPOINT_NAME_LAST}{self.periodic.FILE_EXTENSION}"
+        if self.periodic._last_global_step_saved != trainer.global_step or not last.exists():
+            trainer.save_checkpoint(last)
+            self.periodic._last_global_step_saved = trainer.global_step
 
 
 def check_resumable(path: str | Path, model: dict, optim: dict | None = None) -> None:

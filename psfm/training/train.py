@@ -19,7 +19,7 @@ from psfm.datamodules.datamodule import SceneDataModule
 from psfm.export import export_encoder
 from psfm.io import atomic_write_bytes
 from psfm.probes.online import OnlineProbe
-from psfm.training.checkpointing import AtomicCheckpointIO, check_resumable
+from psfm.training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, check_resumable
 from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
 
@@ -86,15 +86,17 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         max_nan_steps=trainer_config.max_nan_steps,
         compile=trainer_config.compile,
     )
+    periodic = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="step{step:06d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=trainer_config.checkpoint_every_steps,
+        save_top_k=0,
+        save_last=True,
+    )
     callbacks = [
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="step{step:06d}",
-            auto_insert_metric_name=False,
-            every_n_train_steps=trainer_config.checkpoint_every_steps,
-            save_top_k=0,
-            save_last=True,
-        ),
+        periodic,
+        FinalCheckpoint(periodic),
         ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1),
         SkippedSamplesLogger(),
         LearningRateMonitor(logging_interval="step"),

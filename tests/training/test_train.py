@@ -165,6 +165,21 @@ def test_crash_then_resume_gives_the_uninterrupted_parameters(tiny_world, tmp_pa
     assert straight_state["SceneDataModule"]["consumed_batches"] == straight_state["global_step"]  # one batch a step
 
 
+def test_a_finished_run_checkpoints_its_last_step_and_a_rerun_adds_none(tiny_world, tmp_path):
+    """7 steps with a checkpoint every 2: ``last.ckpt`` must hold step 7, not 6, so re-running repeats nothing."""
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=7)
+    train(command)
+    path = tmp_path / "run/checkpoints/last.ckpt"
+    first = torch.load(path, weights_only=True)
+    assert first["global_step"] == 7
+
+    again = train(command)  # resume=auto finds a finished run
+
+    assert again["global_step"] == 7
+    second = torch.load(path, weights_only=True)
+    assert all(torch.equal(first["state_dict"][key], value) for key, value in second["state_dict"].items())
+
+
 @pytest.mark.parametrize("frozen", [False, True])
 def test_random_init_twin_redraws_what_psfm_trained_and_keeps_a_frozen_backbone(tmp_path, frozen):
     from psfm.export import export_encoder, random_init_twin
