@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,47 +141,68 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
         log.info("probe: %s features", name)
         train_features, val_features = source.features(train), source.features(val)
         figure_data["features"][name] = val_features
-        scores[name] = _probe_source(command, train_features, val_features, train, val, seeds, skipped)
+        scores[name] = _probe_source(command, train_features, val_features, train, val, seeds, skipped, name)
     return ProbeReport(list(sources), scores, skipped, sorted(set(notes)), time.perf_counter() - start, figure_data)
 
 
-def _probe_source(command, train_features, val_features, train, val, seeds, skipped) -> list[ProbeScore]:
+@contextmanager
+def _stage(source: str, probe: str, seeds: int):
+    """One log line when a probe starts and one with its time when it ends: probing a source takes minutes."""
+    log.info("probe: %s · %s (%d seed%s) ...", source, probe, seeds, "" if seeds == 1 else "s")
+    start = time.perf_counter()
+    yield
+    log.info("probe: %s · %s done in %.0f s", source, probe, time.perf_counter() - start)
+
+
+def _probe_source(command, train_features, val_features, train, val, seeds, skipped, source="") -> list[ProbeScore]:
     out: list[ProbeScore] = []
     if "facts" in command.probes:
-        categories = targets.categories_of(train)
-        train_facts, val_facts = [], []
-        for fact_name in command.facts:
-            builder = getattr(targets, fact_name, None) if fact_name in FACTS else None
-            if builder is None:
-                raise ValueError(f"probe: unknown fact {fact_name!r}; known: {list(FACTS)}")
-            try:
-                args = (categories,) if fact_name == "object_count" else ()
-                fact_train, fact_val = builder(train, *args), builder(val, *args)
-            except targets.MissingAnnotation as error:
-                skipped[fact_name] = str(error)
-                continue
-            train_facts.append(fact_train)
-            val_facts.append(fact_val)
-            out.append(facts.pooled_linear(train_features, val_features, fact_train, fact_val))
-        if train_facts:
-            out += facts.attentive(train_features, val_features, train_facts, val_facts, seeds, command.steps)
+        with _stage(source, "facts", len(seeds)):
+            out += _fact_probes(command, train_features, val_features, train, val, seeds, skipped)
     if "objects" in command.probes:
-        try:
-            out += objects.object_probes(train_features, val_features, train, val, seeds, 3 * command.steps)
-        except targets.MissingAnnotation as error:
-            skipped["objects"] = str(error)
+        with _stage(source, "objects", len(seeds)):
+            try:
+                out += objects.object_probes(train_features, val_features, train, val, seeds, 3 * command.steps)
+            except targets.MissingAnnotation as error:
+                skipped["objects"] = str(error)
     has_depth = train.depth is not None and val.depth is not None
     for probe in ("view_depth", "target_depth"):
         if probe in command.probes and not has_depth:
             skipped[probe] = "the shards have no depth maps (views[i].depth is missing)"
     if "view_depth" in command.probes and has_depth:
-        out += depth.view_depth(train_features, val_features, train, val)
+        with _stage(source, "view_depth", 1):
+            out += depth.view_depth(train_features, val_features, train, val)
     if "target_depth" in command.probes and has_depth:
-        out += depth.target_depth(train_features, val_features, train, val, seeds, command.steps)
+        with _stage(source, "target_depth", len(seeds)):
+            out += depth.target_depth(train_features, val_features, train, val, seeds, command.steps)
     if "relative_pose" in command.probes:
-        out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, command.steps)
+        with _stage(source, "relative_pose", len(seeds)):
+            out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, command.steps)
     if "view_invariance" in command.probes:
         out += retrieval.view_invariance(val_features)
+    return out
+
+
+def _fact_probes(command, train_features, val_features, train, val, seeds, skipped) -> list[ProbeScore]:
+    """Each fact by ridge on pooled tokens, then every fact at once by the attentive probe."""
+    out: list[ProbeScore] = []
+    categories = targets.categories_of(train)
+    train_facts, val_facts = [], []
+    for fact_name in command.facts:
+        builder = getattr(targets, fact_name, None) if fact_name in FACTS else None
+        if builder is None:
+            raise ValueError(f"probe: unknown fact {fact_name!r}; known: {list(FACTS)}")
+        try:
+            args = (categories,) if fact_name == "object_count" else ()
+            fact_train, fact_val = builder(train, *args), builder(val, *args)
+        except targets.MissingAnnotation as error:
+            skipped[fact_name] = str(error)
+            continue
+        train_facts.append(fact_train)
+        val_facts.append(fact_val)
+        out.append(facts.pooled_linear(train_features, val_features, fact_train, fact_val))
+    if train_facts:
+        out += facts.attentive(train_features, val_features, train_facts, val_facts, seeds, command.steps)
     return out
 
 

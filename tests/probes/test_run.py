@@ -126,6 +126,19 @@ def test_two_exports_side_by_side(setup, tmp_path):
     assert named.sources == ["a", "b", "train_mean"]  # default names: the folder above each export
 
 
+def test_each_probe_says_when_it_starts_and_how_long_it_took(setup, tmp_path, caplog):
+    """Probing one source takes minutes on a CPU: the log must show which probe is running, not go quiet."""
+    quick = {**SMALL, "steps": 2, "probes": ["facts", "target_depth"], "baselines": [], "figures": False}
+    with caplog.at_level("INFO", logger="psfm.probe"):
+        run_probes(
+            ProbeCommand(export=str(setup["a"]), train=setup["train"], val=setup["val"], out=str(tmp_path), **quick)
+        )
+    lines = [record.getMessage() for record in caplog.records]
+    for probe in ("facts", "target_depth"):
+        assert any(line.startswith(f"probe: a · {probe} (") for line in lines), lines
+        assert any(line.startswith(f"probe: a · {probe} done in") for line in lines), lines
+
+
 def test_exports_at_different_image_sizes_side_by_side(setup, tmp_path):
     """A 64 px export next to a 32 px one: views refitted for it, and its 4 x 4 depth maps drawn on their own grid."""
     large = write_export(tmp_path / "large" / "export", seed=3, size=64)
