@@ -52,6 +52,10 @@ class DataModuleConfig:
     seed: int = 0
 
 
+class ResumeMismatchError(RuntimeError):
+    """Resuming would train on other batches than the uninterrupted run (the data and trainer epochs differ)."""
+
+
 class SceneDataModule(L.LightningDataModule):
     """Streams scene shards through the webdataset stages of ``psfm.datamodules.pipeline``.
 
@@ -125,10 +129,23 @@ class SceneDataModule(L.LightningDataModule):
             self._resume = None
         return self._train_loader
 
-    # mid-epoch resume: Lightning stores this in checkpoints and hands it back before building loaders
+    # exact resume: Lightning stores this in checkpoints and hands it back before it builds the loaders
     def state_dict(self) -> dict[str, int]:
-        consumed = self._train_loader.consumed if self._train_loader is not None else 0
-        return {"epoch": self.train_epoch.get(), "consumed_batches": consumed, "skipped_total": self.skipped_total}
+        """Where a resume must start: (epoch, batches already trained on) of the next batch, and the skip count.
+
+        Usually the train loader's ``position``. But once Lightning's loop has closed an epoch the loader
+        did not finish (``max_steps`` reached mid-epoch, then ``FinalCheckpoint`` saves), a resume from
+        this checkpoint starts the trainer's next epoch at its first batch, so the data must too: its
+        rest of the closed epoch is what any Lightning dataloader loses there.
+        """
+        if self._train_loader is not None:
+            epoch, consumed = self._train_loader.position()
+        else:
+            epoch, consumed = self._resume or (self.train_epoch.get(), 0)
+        trainer_epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if trainer_epoch > epoch:
+            epoch, consumed = trainer_epoch, 0
+        return {"epoch": epoch, "consumed_batches": consumed, "skipped_total": self.skipped_total}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = (int(state["epoch"]), int(state["consumed_batches"]))
@@ -144,8 +161,24 @@ class SceneDataModule(L.LightningDataModule):
         self.skipped_total += batch.skipped
         training = self.trainer is not None and self.trainer.training
         if training and self._train_loader is not None:
+            self._check_epoch(self._train_loader.epoch)
             self._train_loader.consumed += 1
         if self.augmentation is not None and training:
             batch.clean_images = batch.images
             batch.images = self.augmentation(batch.images)
         return batch
+
+    def _check_epoch(self, data_epoch: int) -> None:
+        """Every batch the trainer trains on in its epoch E must come from the data stream of epoch E.
+
+        They part when a checkpoint's data position disagrees with its loop state (one written by a
+        psfm that lost the epoch on resume); training on would silently use other batches than the
+        run that was never interrupted, so it stops here instead.
+        """
+        trainer_epoch = self.trainer.current_epoch
+        if data_epoch != trainer_epoch:
+            raise ResumeMismatchError(
+                f"the trainer is in epoch {trainer_epoch} but its batches come from the data of epoch {data_epoch}: "
+                "the resumed checkpoint's data position disagrees with its loop state (a checkpoint from a psfm "
+                "that lost the epoch on resume?); resume from an earlier checkpoint, or start over with resume=never"
+            )

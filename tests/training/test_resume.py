@@ -100,3 +100,20 @@ def test_the_tiny_world_epoch_is_as_long_as_the_crash_points_assume(straight):
     _, _, last = straight
     assert last["epoch"] == MAX_STEPS // BATCHES_PER_EPOCH
     assert last["SceneDataModule"]["consumed_batches"] == MAX_STEPS % BATCHES_PER_EPOCH
+
+
+def test_a_finished_run_given_more_steps_resumes_where_lightning_does(straight, tiny_world, tmp_path):
+    """5 steps stop inside epoch 0 and Lightning then closes that epoch; with more steps it resumes at epoch 1.
+
+    ``FinalCheckpoint`` writes last.ckpt after the epoch was closed, so its data position must name epoch 1's
+    start too: (0, 5) would feed epoch 0's last batch to the trainer's epoch 1 (the old behaviour, silently)
+    or stop at the data/trainer epoch check.
+    """
+    resampled, straight_trained, _ = straight
+    command = _command(tiny_world, tmp_path / "run", resampled)
+    command.trainer.max_steps = 5
+    trained: dict[int, list[str]] = {}
+    _train(command, trained)
+    command.trainer.max_steps = 8
+    _train(command, trained)
+    assert [trained[step] for step in (6, 7, 8)] == [straight_trained[step] for step in (7, 8, 9)]  # epoch 1's start
