@@ -8,13 +8,22 @@ data position names the first step that differs), then the final weights and the
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.training.train import train
+from tests.training import resume_worker as ddp_worker
 from tests.training.conftest import tiny_command
 
+ROOT = Path(__file__).resolve().parents[2]
 MAX_STEPS = 14
 BATCHES_PER_EPOCH = 6  # 24 scenes / 4 per batch, both modes (resampled: samples_per_epoch = the manifest's 24)
 
@@ -117,3 +126,50 @@ def test_a_finished_run_given_more_steps_resumes_where_lightning_does(straight, 
     command.trainer.max_steps = 8
     _train(command, trained)
     assert [trained[step] for step in (6, 7, 8)] == [straight_trained[step] for step in (7, 8, 9)]  # epoch 1's start
+
+
+DDP_CRASHES = {"epoch1": 5, "epoch_end": 6}  # -> resumed from step 4 (epoch 1, batch 1 of 3) and 6 (epoch 1's last)
+
+
+@pytest.mark.slow
+def test_ddp_crash_in_epoch_1_or_at_its_end_then_resume_trains_on_the_uninterrupted_batches(tiny_world, tmp_path):
+    """Two ranks, each drawing its own resampled shards: every rank must resume its own stream and RNG states.
+
+    Resampled is the mode multi-rank training uses; finite mode's per-rank shard split resumes through the same
+    code (``resume_worker ... finite 5 6`` passes too) and its cross-epoch resume is covered single-process above.
+    All runs happen in one subprocess (``resume_worker``) that forks the ranks: about 20 s, most of it start-up.
+    """
+    mode = "resampled"
+    command = [sys.executable, "-m", "tests.training.resume_worker", str(tiny_world), str(tmp_path), mode]
+    command += [str(step) for step in DDP_CRASHES.values()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    # its own session: a timeout kills the forked ranks too, not only their parent
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        output, _ = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    assert process.returncode == 0, output[-4000:]
+
+    def trained(run: str) -> dict[tuple[int, int], list[str]]:
+        steps = {}
+        for rank in (0, 1):
+            for line in (tmp_path / run / f"keys{rank}.jsonl").read_text().splitlines():
+                step, keys = json.loads(line)
+                steps[rank, step] = keys  # a step trained again after the resume overwrites its first try
+        return steps
+
+    straight, straight_last = trained("straight"), _last(tmp_path / "straight")
+    assert sorted(step for rank, step in straight if rank == 0) == list(range(1, ddp_worker.MAX_STEPS + 1))
+    assert straight_last["epoch"] == 2 and straight_last["SceneDataModule"]["consumed_batches"] == 2  # 3 an epoch
+    for name, step in DDP_CRASHES.items():
+        resumed = trained(f"crash{step}")
+        differing = sorted(key for key in straight if resumed.get(key) != straight[key])
+        assert differing == [], f"{name}: first different (rank, step) {differing[:1]}"
+        final = _last(tmp_path / f"crash{step}")
+        assert final["SceneDataModule"] == straight_last["SceneDataModule"], name
+        different = [k for k, v in straight_last["state_dict"].items() if not torch.equal(v, final["state_dict"][k])]
+        assert different == [], name
