@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import lightning as L
 import torch
 
 from psfm.datamodules.epoch import EpochLoader, SharedEpoch
+from psfm.datamodules.inspect import why_no_batch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
 from psfm.datamodules.pose_noise import PoseNoise
 from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.transforms import PhotometricAugmentation
 from psfm.datamodules.views import ViewSampling
 from psfm.types import MultiViewBatch
@@ -108,10 +111,16 @@ class SceneDataModule(L.LightningDataModule):
             )
         workers = self.config.num_workers
         dataset = build_pipeline(shards.urls, options, self.train_epoch if train else self.val_epoch, workers)
+        on_empty = None
+        if train:  # plain values, not a method: a loader pointing back at its datamodule would close a cycle,
+            # and a loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker
+            consumers = self._world_size() * workers
+            on_empty = partial(_no_batch, sources, shards.urls, self.config.views.min_views, consumers)
         return EpochLoader(
             dataset,
             self.train_epoch if train else self.val_epoch,
             follow_epoch=train,
+            on_empty=on_empty,
             batch_size=None,  # the pipeline batches (one V per batch)
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -182,3 +191,9 @@ class SceneDataModule(L.LightningDataModule):
                 "the resumed checkpoint's data position disagrees with its loop state (a checkpoint from a psfm "
                 "that lost the epoch on resume?); resume from an earlier checkpoint, or start over with resume=never"
             )
+
+
+def _no_batch(sources: str, urls: tuple[str, ...], min_views: int, consumers: int, epoch: int) -> None:
+    """A training epoch without one batch: stop (the trainer would begin the next, forever) and say why."""
+    why = why_no_batch(urls, min_views, max(1, consumers))
+    raise NoUsableScenesError(f"epoch {epoch} of the training data {sources!r} gave no batch: {why}")

@@ -40,9 +40,12 @@ class EpochLoader(DataLoader):
     epoch. (From the next epoch on it calls ``set_epoch`` first and then iterates anew.)
     """
 
-    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, **kwargs):
+    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, on_empty=None, **kwargs):
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
+        # called with the epoch when an epoch ends without one batch (it should raise): an empty epoch
+        # ends at once and Lightning begins the next, so data without a usable scene looped forever
+        self.on_empty = on_empty
         # the hook Lightning's loops call each epoch; a validation loader ignores it, so every
         # validation sees the same scenes, views and crops and its curve compares like with like
         self.sampler.set_epoch = shared_epoch.set if follow_epoch else _ignore_epoch
@@ -89,12 +92,13 @@ class EpochLoader(DataLoader):
         return self._count(iterator)
 
     def _count(self, iterator):
-        if self.exhausted:
-            return
-        for batch in iterator:
-            self.yielded += 1
-            yield batch
-        self.exhausted = True
+        if not self.exhausted:
+            for batch in iterator:
+                self.yielded += 1
+                yield batch
+            self.exhausted = True
+        if self.yielded == 0 and self.on_empty is not None:
+            self.on_empty(self.epoch)
 
 
 def _ignore_epoch(epoch: int) -> None:

@@ -16,6 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.views import ViewSampling
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -74,3 +77,19 @@ def test_psfm_shards_exits_with_one_line(tiny_world, tmp_path):
     assert code != 0 and "Traceback" not in err, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("psfm shards: ") and "fewer than views.min_views=7" in last, last
+
+
+def test_a_few_usable_shards_among_missing_ones_still_train(scene_shards, tmp_path):
+    """The draw limit stops data with *no* usable scene, not data with little: 3 of 4 shards missing still stream.
+
+    In-process: this case never hung, so a regression here fails rather than hangs.
+    """
+    directory, keys = scene_shards
+    sparse = tmp_path / "sparse"
+    shutil.copytree(directory, sparse)
+    for shard in sorted(sparse.glob("*.tar"))[1:]:
+        shard.unlink()
+    config = DataModuleConfig(train=str(sparse), val=None, batch_size=2, num_workers=0, image_size=[16, 16])
+    config.resampled, config.samples_per_epoch, config.views = True, 12, ViewSampling(2, 3)
+    batches = list(SceneDataModule(config).train_dataloader())
+    assert len(batches) == 6 and {key for batch in batches for key in batch.scene_keys} <= set(keys[:3])
