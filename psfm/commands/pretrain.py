@@ -10,6 +10,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from psfm.datamodules.datamodule import ResumeMismatchError
+from psfm.datamodules.skips import NoUsableScenesError
 from psfm.training.config import PretrainCommand
 from psfm.training.train import train
 from psfm.typed_config import UnknownConfigKeyError
@@ -40,5 +42,5 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except UnknownConfigKeyError as error:
+    except (UnknownConfigKeyError, NoUsableScenesError, ResumeMismatchError) as error:
         raise SystemExit(f"psfm pretrain: {error}") from None

@@ -16,6 +16,7 @@ from rich.table import Table
 from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.inspect import inspect_shards
 from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.writer import MANIFEST_NAME, verify_shards
 from psfm.typed_config import UnknownConfigKeyError, to_command
 
@@ -91,5 +92,5 @@ def main(cfg: DictConfig) -> None:
         metrics = run(cfg)
         if metrics["skipped"] or metrics["checksum_problems"]:
             raise SystemExit(1)
-    except UnknownConfigKeyError as error:
+    except (UnknownConfigKeyError, NoUsableScenesError) as error:
         raise SystemExit(f"psfm shards: {error}") from None

@@ -14,7 +14,7 @@ from psfm.datamodules.covisibility import SceneCameras
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.pose_noise import PoseNoise, perturb_poses
-from psfm.datamodules.skips import SKIPS
+from psfm.datamodules.skips import SKIPS, DrawLimit
 from psfm.datamodules.stages import ParsedScene, stage_rng
 from psfm.datamodules.transforms import fit_view
 from psfm.datamodules.views import ViewSampling
@@ -84,8 +84,10 @@ class SceneBatcher:
         load_mask: bool = False,
         partial: bool = True,
         pose_noise: PoseNoise | None = None,
+        draw_limit: DrawLimit | None = None,
     ):
         self.batch_size, self.views, self.image_size = batch_size, views, tuple(image_size)
+        self.draw_limit = draw_limit  # told of every batch: the shard stage's count of fruitless draws restarts
         self.pose_noise = pose_noise if pose_noise is not None and pose_noise.active else None
         self.epoch, self.seed, self.crop = epoch, seed, crop
         self.load_depth, self.load_mask, self.partial = load_depth, load_mask, partial
@@ -117,6 +119,8 @@ class SceneBatcher:
                     earlier.truncate(num_views)
             pending.append(decoded)
             if len(pending) == self.batch_size:
+                if self.draw_limit is not None:
+                    self.draw_limit.batch()
                 yield self.collate(pending, noise_rng)
                 pending = []
                 batch_views = self.views.num_views(rng, self.views.max_views)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import lightning as L
 import torch
 
 from psfm.datamodules.epoch import EpochLoader, SharedEpoch
+from psfm.datamodules.inspect import why_no_batch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
 from psfm.datamodules.pose_noise import PoseNoise
 from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.transforms import PhotometricAugmentation
 from psfm.datamodules.views import ViewSampling
 from psfm.types import MultiViewBatch
@@ -50,6 +53,10 @@ class DataModuleConfig:
     pose_noise: PoseNoise = field(default_factory=PoseNoise)
     pin_memory: bool = True
     seed: int = 0
+
+
+class ResumeMismatchError(RuntimeError):
+    """Resuming would train on other batches than the uninterrupted run (the data and trainer epochs differ)."""
 
 
 class SceneDataModule(L.LightningDataModule):
@@ -104,10 +111,16 @@ class SceneDataModule(L.LightningDataModule):
             )
         workers = self.config.num_workers
         dataset = build_pipeline(shards.urls, options, self.train_epoch if train else self.val_epoch, workers)
+        on_empty = None
+        if train:  # plain values, not a method: a loader pointing back at its datamodule would close a cycle,
+            # and a loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker
+            consumers = self._world_size() * workers
+            on_empty = partial(_no_batch, sources, shards.urls, self.config.views.min_views, consumers)
         return EpochLoader(
             dataset,
             self.train_epoch if train else self.val_epoch,
             follow_epoch=train,
+            on_empty=on_empty,
             batch_size=None,  # the pipeline batches (one V per batch)
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -125,10 +138,23 @@ class SceneDataModule(L.LightningDataModule):
             self._resume = None
         return self._train_loader
 
-    # mid-epoch resume: Lightning stores this in checkpoints and hands it back before building loaders
+    # exact resume: Lightning stores this in checkpoints and hands it back before it builds the loaders
     def state_dict(self) -> dict[str, int]:
-        consumed = self._train_loader.consumed if self._train_loader is not None else 0
-        return {"epoch": self.train_epoch.get(), "consumed_batches": consumed, "skipped_total": self.skipped_total}
+        """Where a resume must start: (epoch, batches already trained on) of the next batch, and the skip count.
+
+        Usually the train loader's ``position``. But once Lightning's loop has closed an epoch the loader
+        did not finish (``max_steps`` reached mid-epoch, then ``FinalCheckpoint`` saves), a resume from
+        this checkpoint starts the trainer's next epoch at its first batch, so the data must too: its
+        rest of the closed epoch is what any Lightning dataloader loses there.
+        """
+        if self._train_loader is not None:
+            epoch, consumed = self._train_loader.position()
+        else:
+            epoch, consumed = self._resume or (self.train_epoch.get(), 0)
+        trainer_epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if trainer_epoch > epoch:
+            epoch, consumed = trainer_epoch, 0
+        return {"epoch": epoch, "consumed_batches": consumed, "skipped_total": self.skipped_total}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = (int(state["epoch"]), int(state["consumed_batches"]))
@@ -144,8 +170,30 @@ class SceneDataModule(L.LightningDataModule):
         self.skipped_total += batch.skipped
         training = self.trainer is not None and self.trainer.training
         if training and self._train_loader is not None:
+            self._check_epoch(self._train_loader.epoch)
             self._train_loader.consumed += 1
         if self.augmentation is not None and training:
             batch.clean_images = batch.images
             batch.images = self.augmentation(batch.images)
         return batch
+
+    def _check_epoch(self, data_epoch: int) -> None:
+        """Every batch the trainer trains on in its epoch E must come from the data stream of epoch E.
+
+        They part when a checkpoint's data position disagrees with its loop state (one written by a
+        psfm that lost the epoch on resume); training on would silently use other batches than the
+        run that was never interrupted, so it stops here instead.
+        """
+        trainer_epoch = self.trainer.current_epoch
+        if data_epoch != trainer_epoch:
+            raise ResumeMismatchError(
+                f"the trainer is in epoch {trainer_epoch} but its batches come from the data of epoch {data_epoch}: "
+                "the resumed checkpoint's data position disagrees with its loop state (a checkpoint from a psfm "
+                "that lost the epoch on resume?); resume from an earlier checkpoint, or start over with resume=never"
+            )
+
+
+def _no_batch(sources: str, urls: tuple[str, ...], min_views: int, consumers: int, epoch: int) -> None:
+    """A training epoch without one batch: stop (the trainer would begin the next, forever) and say why."""
+    why = why_no_batch(urls, min_views, max(1, consumers))
+    raise NoUsableScenesError(f"epoch {epoch} of the training data {sources!r} gave no batch: {why}")

@@ -31,38 +31,74 @@ class EpochLoader(DataLoader):
 
     It also resumes mid-epoch: ``consumed`` counts the batches the trainer actually used this epoch
     (the datamodule increments it; Lightning prefetches one batch ahead, so counting yields would be
-    off by one), and after ``resume_at(epoch, consumed)`` the next iteration of that epoch replays the
+    off by one), and after ``resume_at(epoch, consumed)`` the next iteration replays that epoch's
     deterministic stream and drops the batches already trained on.
+
+    ``resume_at`` sets the shared epoch itself rather than waiting for ``set_epoch``: on resume
+    Lightning builds the training iterator, and prefetches its first batch, in ``FitLoop.setup_data``,
+    *before* its epoch-start hook calls ``set_epoch``, and it reuses that iterator for the first resumed
+    epoch. (From the next epoch on it calls ``set_epoch`` first and then iterates anew.)
     """
 
-    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, **kwargs):
+    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, on_empty=None, **kwargs):
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
+        # called with the epoch when an epoch ends without one batch (it should raise): an empty epoch
+        # ends at once and Lightning begins the next, so data without a usable scene looped forever
+        self.on_empty = on_empty
         # the hook Lightning's loops call each epoch; a validation loader ignores it, so every
         # validation sees the same scenes, views and crops and its curve compares like with like
         self.sampler.set_epoch = shared_epoch.set if follow_epoch else _ignore_epoch
         self.consumed = 0
-        self._resume: tuple[int, int] | None = None
+        self.epoch = shared_epoch.get()  # the epoch of the latest iterator
+        self.yielded = 0  # batches the latest iterator produced (skipped ones included)
+        self.exhausted = False  # the latest iterator reached the end of its epoch
+        self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.shared_epoch.set(epoch)
 
     def resume_at(self, epoch: int, consumed: int) -> None:
-        self._resume = (epoch, consumed)
+        """Make the next iteration epoch ``epoch`` minus its first ``consumed`` batches."""
+        self.shared_epoch.set(epoch)
+        self._skip = consumed
+
+    def position(self) -> tuple[int, int]:
+        """(epoch, batches already trained on) of the next batch to train on: what a resume must skip to.
+
+        After the last batch of an epoch that is the next epoch's start, not (epoch, all its batches):
+        Lightning too moves to the next epoch when it resumes from a checkpoint of an epoch's last batch
+        (it prefetches, so it knows that batch was the last), and the iterator it builds before its
+        ``set_epoch`` serves that next epoch. An epoch's length is not known beforehand (finite mode
+        counts what the shards hold), so the end is what the iterator saw, as Lightning's prefetch saw it.
+        """
+        if self.exhausted and self.consumed >= self.yielded:
+            return self.epoch + 1, 0
+        return self.epoch, self.consumed
 
     def __iter__(self):
         iterator = super().__iter__()
-        skip = 0
-        if self._resume is not None and self._resume[0] == self.shared_epoch.get():
-            skip = self._resume[1]
-        self._resume = None
-        for _ in range(skip):
+        self.epoch = self.shared_epoch.get()
+        skip, self._skip = self._skip, 0
+        self.yielded, self.exhausted = 0, False
+        for _ in range(skip):  # now, not lazily: the position is right even before the first batch is asked for
             try:
                 next(iterator)
             except StopIteration:
+                self.exhausted = True
                 break
-        self.consumed = skip
-        return iterator
+            self.yielded += 1
+        self.consumed = self.yielded
+        return self._count(iterator)
+
+    def _count(self, iterator):
+        if not self.exhausted:
+            for batch in iterator:
+                self.yielded += 1
+                yield batch
+            self.exhausted = True
+        if self.yielded == 0 and self.on_empty is not None:
+            self.on_empty(self.epoch)
 
 
 def _ignore_epoch(epoch: int) -> None:

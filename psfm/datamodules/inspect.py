@@ -11,7 +11,7 @@ import webdataset as wds
 from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import ShardFormatError
-from psfm.datamodules.skips import SKIPS, skip_and_count
+from psfm.datamodules.skips import SKIPS, skip_and_count, summarize
 from psfm.datamodules.stages import ParsedScene, ShardList, parse_scene
 
 
@@ -75,3 +75,27 @@ def inspect_shards(urls: Sequence[str], decode: bool = True) -> ShardReport:
     report.skip_reasons = Counter({k: v - before.get(k, 0) for k, v in SKIPS.reasons.items() if v - before.get(k, 0)})
     report.skipped = sum(report.skip_reasons.values())
     return report
+
+
+def why_no_batch(urls: Sequence[str], min_views: int, consumers: int) -> str:
+    """One line saying why a finite epoch over ``urls`` gave no batch, from one read of every scene's meta.
+
+    Only for the failure path (it reads everything once): a worker cannot tell, since it sees its share of
+    the shards only, and its skip counts stay in its process when no batch carries them out.
+    ``consumers`` is ranks x loader workers, among which finite mode splits the shards.
+    """
+    report = inspect_shards(urls, decode=False)
+    if report.scenes == 0:
+        reasons = summarize(report.skip_reasons) or "they hold no scene"
+        return f"none of its {len(urls)} shard(s) gave a readable scene ({reasons}; last: {SKIPS.last})"
+    usable = sum(count for views, count in report.views_per_scene.items() if views >= min_views)
+    if usable == 0:
+        views = dict(sorted(report.views_per_scene.items()))
+        return (
+            f"all {report.scenes} of its scenes have fewer than views.min_views={min_views} views ({views} views/scene)"
+        )
+    return (
+        f"{usable} of its {report.scenes} scenes have views.min_views={min_views} views or more, yet none reached "
+        f"this loader: fewer shards ({len(urls)}) than ranks x workers ({consumers}), or images that fail to "
+        "decode (see the 'skipped:' warnings)"
+    )

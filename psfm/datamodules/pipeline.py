@@ -11,7 +11,7 @@ import webdataset as wds
 from psfm.datamodules.batching import SceneBatcher
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pose_noise import PoseNoise
-from psfm.datamodules.skips import skip_and_count
+from psfm.datamodules.skips import DrawLimit, skip_and_count
 from psfm.datamodules.stages import ResampledShards, ShardList, ShuffleBuffer, parse_scene
 from psfm.datamodules.views import ViewSampling
 
@@ -56,10 +56,13 @@ def build_pipeline(
     urls: Sequence[str], options: LoaderOptions, epoch: SharedEpoch, num_workers: int = 0
 ) -> wds.DataPipeline:
     """The stage list; each stage is a module-level callable so worker processes can pickle it."""
+    limit = None
     if options.resampled:
         if not options.batches_per_epoch:
             raise ValueError("resampled loading needs batches_per_epoch (how many batches each rank yields per epoch)")
-        stages = [ResampledShards(urls, epoch, options.seed)]
+        # readable data gives a batch within shuffle_buffer + batch_size draws; see DrawLimit
+        limit = DrawLimit(max(100, 10 * (options.shuffle_buffer + options.batch_size)), _describe(urls))
+        stages = [ResampledShards(urls, epoch, options.seed, limit)]
     else:
         stages = [ShardList(urls, epoch, options.seed, options.shuffle_shards), wds.split_by_node, wds.split_by_worker]
     stages += [
@@ -77,9 +80,14 @@ def build_pipeline(
             options.load_mask,
             options.partial,
             options.pose_noise,
+            limit,
         ),
     ]
     pipeline = wds.DataPipeline(*stages)
     if options.resampled:
         pipeline = pipeline.with_epoch(nbatches=math.ceil(options.batches_per_epoch / max(1, num_workers)))
     return pipeline
+
+
+def _describe(urls: Sequence[str]) -> str:
+    return f"{len(urls)} shard(s) ({urls[0]}{', ...' if len(urls) > 1 else ''})"

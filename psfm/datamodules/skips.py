@@ -22,11 +22,13 @@ class SkipCounter:
         self.pending = 0
         self.total = 0
         self.reasons: Counter[str] = Counter()
+        self.last = ""  # the latest message, for an error that must say why nothing was usable
 
     def add(self, reason: str, message: str) -> None:
         self.pending += 1
         self.total += 1
         self.reasons[reason] += 1
+        self.last = message
         if self.total <= MAX_LOGGED_PER_PROCESS:
             log.warning("skipped: %s", message)
         elif self.total == MAX_LOGGED_PER_PROCESS + 1:
@@ -39,6 +41,61 @@ class SkipCounter:
 
 
 SKIPS = SkipCounter()
+
+
+class NoUsableScenesError(RuntimeError):
+    """The loader found no scene to batch: every shard failed to read, or every scene it read was skipped.
+
+    Raised in a loader worker, it reaches the main process rebuilt by torch from a message that holds
+    the worker's whole traceback; the constructor keeps only the original message, so what a caller
+    prints (``psfm pretrain``, ``psfm shards``) is the one line that says why.
+    """
+
+    def __init__(self, message: str):
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:  # torch's ExceptionWrapper.reraise
+            message = message.rsplit(marker, 1)[1].strip().splitlines()[0]
+        super().__init__(message)
+
+
+def summarize(reasons: Counter[str]) -> str:
+    """``'too_few_views x24, FileNotFoundError x2'``."""
+    return ", ".join(f"{reason} x{count}" for reason, count in reasons.most_common())
+
+
+class DrawLimit:
+    """Stops an endless (resampled) shard stream that keeps drawing without producing a batch.
+
+    Readable data yields a batch within ``shuffle_buffer + batch_size`` draws (a readable shard holds
+    at least one scene), so ``limit``, ten times that, is only reached when nearly all that was drawn is
+    unusable: every shard missing, or every scene below ``views.min_views``. Without it the stream
+    drew forever, logging the first 20 skips and then nothing. One per pipeline and process: the
+    shard stage counts draws, the batching stage reports each batch.
+    """
+
+    def __init__(self, limit: int, where: str):
+        self.limit, self.where = limit, where
+        self.draws = 0
+        self.reasons_before: Counter[str] = Counter()
+
+    def start(self) -> None:
+        """A new stream (epoch) in this process."""
+        self.batch()
+
+    def batch(self) -> None:
+        self.draws = 0
+        self.reasons_before = Counter(SKIPS.reasons)
+
+    def draw(self) -> None:
+        self.draws += 1
+        if self.draws > self.limit:
+            skipped = Counter({k: v - self.reasons_before[k] for k, v in SKIPS.reasons.items()})
+            skipped = +skipped  # drop reasons without a new skip
+            raise NoUsableScenesError(
+                f"no usable scene in {self.limit} shard draws in a row from {self.where}: "
+                f"{sum(skipped.values())} skipped ({summarize(skipped) or 'the shards hold no scene'})"
+                + (f"; last: {SKIPS.last}" if SKIPS.last else "")
+            )
 
 
 def describe(exception: BaseException) -> str:

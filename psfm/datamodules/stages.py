@@ -18,6 +18,7 @@ from webdataset.utils import pytorch_worker_info
 
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import META_MEMBER, SceneMeta, ShardFormatError, check_key, parse_meta
+from psfm.datamodules.skips import DrawLimit
 
 
 def stage_rng(seed: int, epoch: int, stage: str) -> random.Random:
@@ -43,15 +44,20 @@ class ShardList(IterableDataset):
 class ResampledShards(IterableDataset):
     """An endless stream of shards drawn with replacement, independently per rank and worker.
 
-    Pair with ``DataPipeline.with_epoch`` so every rank yields the same number of batches.
+    Pair with ``DataPipeline.with_epoch`` so every rank yields the same number of batches, and with a
+    ``DrawLimit`` shared with the batching stage so data without a usable scene stops the stream.
     """
 
-    def __init__(self, urls: Sequence[str], epoch: SharedEpoch, seed: int = 0):
-        self.urls, self.epoch, self.seed = list(urls), epoch, seed
+    def __init__(self, urls: Sequence[str], epoch: SharedEpoch, seed: int = 0, limit: DrawLimit | None = None):
+        self.urls, self.epoch, self.seed, self.limit = list(urls), epoch, seed, limit
 
     def __iter__(self) -> Iterator[dict]:
         rng = stage_rng(self.seed, self.epoch.get(), "resample")
+        if self.limit is not None:
+            self.limit.start()
         while True:
+            if self.limit is not None:
+                self.limit.draw()
             yield {"url": rng.choice(self.urls)}
 
 

@@ -160,21 +160,34 @@ class PretrainModule(L.LightningModule):
     # exact resume: Lightning restores model, optimizer, scheduler, loops and (through the
     # datamodule's state) the data position; the global RNG states travel here
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng"] = {
-            "torch": torch.get_rng_state(),
-            "python": list(random.getstate()[1]),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        """Store every rank's RNG states: they part after the first step (each rank jitters its own views,
+        as many as its batch has), and giving every rank rank 0's states on resume changed the weights."""
+        checkpoint["rng"] = _rng_state()  # rank 0's, as before: what a resume with another world size uses
+        if self.trainer.world_size > 1:  # every rank saves (the strategy writes rank 0's dict), so all gather
+            states = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(states, checkpoint["rng"])
+            checkpoint["rng_per_rank"] = states
         checkpoint["nan_steps"] = self.nan_steps
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("rng")
+        per_rank = checkpoint.get("rng_per_rank")
+        if per_rank and len(per_rank) == self.trainer.world_size:
+            state = per_rank[self.trainer.global_rank]
         if state:
             torch.set_rng_state(state["torch"])
             random.setstate((3, tuple(state["python"]), None))
             if state["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
         self.nan_steps = checkpoint.get("nan_steps", 0)
+
+
+def _rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def _to_config(schema, values):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 import torch
 
-from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.datamodule import DataModuleConfig, ResumeMismatchError, SceneDataModule
 
 
 def _first_batch(loader, epoch: int):
@@ -47,11 +48,14 @@ def test_a_resumed_epoch_continues_the_batch_count_from_the_checkpoint(scene_sha
     config = DataModuleConfig(
         train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16], augment=False
     )
-    trainer = SimpleNamespace(training=True, world_size=1)  # what the hooks read from Lightning's trainer
+    trainer = SimpleNamespace(training=True, world_size=1, current_epoch=0)  # what the hooks read from Lightning
     straight = SceneDataModule(config)
     straight.trainer = trainer
     everything = _train_batches(straight)
-    assert len(everything) == 6 and straight.state_dict()["consumed_batches"] == 6  # 12 scenes, 2 per batch
+    assert len(everything) == 6  # 12 scenes, 2 per batch
+    # a finished epoch resumes at the next one's first batch (as Lightning's loop does), never at (0, 6): replaying
+    # epoch 0 to its end would leave the trainer's first resumed epoch an empty iterator
+    assert straight.state_dict() == {"epoch": 1, "consumed_batches": 0, "skipped_total": 0}
 
     first = SceneDataModule(config)
     first.trainer = trainer
@@ -71,3 +75,62 @@ def test_a_resumed_epoch_continues_the_batch_count_from_the_checkpoint(scene_sha
     again.trainer = trainer
     again.load_state_dict(resumed.state_dict())
     assert [b.scene_keys for b in _train_batches(again)] == [b.scene_keys for b in everything[4:]]
+
+
+def _lightning_epochs(datamodule: SceneDataModule, epochs: range) -> list[list]:
+    """Scene keys of whole epochs, in the order Lightning's fit loop makes the calls on a resume.
+
+    Its first iterator is built (and a batch prefetched) in ``FitLoop.setup_data``, *before* the epoch
+    hook calls ``set_epoch``; every later epoch calls ``set_epoch`` first, then iterates anew.
+    """
+    datamodule.trainer = SimpleNamespace(training=True, world_size=1, current_epoch=epochs[0])
+    loader = datamodule.train_dataloader()
+    result = []
+    for index, epoch in enumerate(epochs):
+        if index == 0:
+            iterator = iter(loader)
+            loader.sampler.set_epoch(epoch)
+        else:
+            loader.sampler.set_epoch(epoch)
+            iterator = iter(loader)
+        datamodule.trainer.current_epoch = epoch
+        result.append([datamodule.on_after_batch_transfer(batch, 0).scene_keys for batch in iterator])
+    return result
+
+
+@pytest.mark.parametrize("resampled", [False, True], ids=["finite", "resampled"])
+def test_a_resume_in_a_later_epoch_replays_that_epoch_in_the_workers_too(scene_shards, resampled):
+    """Two persistent workers read the epoch when Lightning builds the resumed iterator, before ``set_epoch``.
+
+    A resume that waited for ``set_epoch`` to restore the epoch (the old behaviour) streamed epoch 0 from
+    batch 0 instead of epoch 1 from batch 2: the workers had already started on epoch 0's shards.
+    """
+    directory, _ = scene_shards
+    config = DataModuleConfig(
+        train=str(directory), val=None, batch_size=2, num_workers=2, image_size=[16, 16], augment=False
+    )
+    config.resampled, config.samples_per_epoch = resampled, 12
+    epoch0, epoch1 = _lightning_epochs(SceneDataModule(config), range(2))
+    assert epoch0 != epoch1 and len(epoch1) == 6
+
+    resumed = SceneDataModule(config)
+    resumed.load_state_dict({"epoch": 1, "consumed_batches": 2})
+    [rest] = _lightning_epochs(resumed, range(1, 2))
+    assert rest == epoch1[2:]
+    # and the finished epoch 1 hands a later resume the start of epoch 2, not (1, 6)
+    assert resumed.state_dict() == {"epoch": 2, "consumed_batches": 0, "skipped_total": 0}
+
+
+def test_a_checkpoint_naming_another_epoch_than_the_trainer_stops_at_the_first_batch(scene_shards):
+    """A data position that disagrees with Lightning's loop (old checkpoints of resumed runs hold one) fails loudly.
+
+    Training on would silently use other batches than the uninterrupted run, the bug this guards against.
+    """
+    directory, _ = scene_shards
+    config = DataModuleConfig(train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16])
+    datamodule = SceneDataModule(config)
+    datamodule.load_state_dict({"epoch": 0, "consumed_batches": 3})
+    with pytest.raises(
+        ResumeMismatchError, match="trainer is in epoch 2 but its batches come from the data of epoch 0"
+    ):
+        _lightning_epochs(datamodule, range(2, 3))
