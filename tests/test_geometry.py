@@ -22,6 +22,14 @@ def test_look_at_is_an_upright_opencv_camera():
     assert angle == pytest.approx(10.0)
 
 
+def test_intrinsics_are_square_pixels_without_skew():
+    # at a 90 degree field of view the focal length is half the width. Pinned entry by entry: the round trips
+    # below use the same K both ways and the principal-point test projects a point on the optical axis, so a
+    # skew K[0, 1] = 1 cancels out of all of them (it survived mutation testing)
+    expected = np.array([[32.0, 0.0, 32.0], [0.0, 32.0, 24.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(intrinsics_from_fov(64, 48, 90.0), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_target_projects_to_the_principal_point():
     intrinsics = intrinsics_from_fov(64, 48, 70.0)
     pose = look_at(np.array([0.3, 0.2, 1.4]), np.array([2.0, 1.0, 0.3]))

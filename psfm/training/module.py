@@ -33,6 +33,9 @@ class PretrainModule(L.LightningModule):
     compile: ``torch.compile`` every transformer block in place (parameter names unchanged).
     """
 
+    # Lightning's save_hyperparameters() reads __init__'s arguments from the calling frame, which mutmut's
+    # trampoline (benchmarks/mutation.sh) replaces: checkpoints would lose their hyper_parameters
+    # pragma: no mutate start
     def __init__(self, model: dict, optim: dict, total_steps: int, max_nan_steps: int = 5, compile: bool = False):
         super().__init__()
         self.save_hyperparameters()
@@ -45,6 +48,8 @@ class PretrainModule(L.LightningModule):
         self._step_started = None
         self._teachers_at_step = 0  # the global step the EMA teachers last followed (set again at train start)
         self._finite_since_step = False  # a micro-batch since then had a finite loss (so the weights moved)
+
+    # pragma: no mutate end
 
     # FSDP2 (Lightning's ModelParallelStrategy calls this): shard every trainable transformer block, then the
     # encoder and the objective; frozen teachers stay whole on every rank

@@ -31,6 +31,19 @@ def test_feature_loss_cosine_part_is_one_minus_cosine():
     assert antiparallel.item() == pytest.approx(2.0)
 
 
+def test_feature_loss_cosine_is_taken_per_patch_over_the_feature_axis():
+    # real predictions are [B, T, N, Dt]: the cosine must run over Dt, not over axis 1 (the default of
+    # F.cosine_similarity, which is the feature axis only for 2-D inputs like the ones above; mutation
+    # testing: dim=-1 dropped or turned into +1 survived)
+    generator = torch.Generator().manual_seed(0)
+    prediction, target = torch.randn(2, 3, 4, 5, generator=generator), torch.randn(2, 3, 4, 5, generator=generator)
+    per_patch = (prediction * target).sum(-1) / (prediction.norm(dim=-1) * target.norm(dim=-1))
+
+    _, parts = feature_loss(prediction, target)
+
+    assert parts["cosine"].item() == pytest.approx((1 - per_patch).mean().item(), rel=1e-5)
+
+
 def test_feature_loss_smooth_l1_part_has_its_known_value():
     prediction = torch.tensor([[0.0, 0.0, 0.0, 0.0]])
     target = torch.tensor([[0.5, -0.2, 3.0, -1.5]])

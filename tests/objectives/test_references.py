@@ -57,6 +57,20 @@ def test_camera_distance_counts_rotation_in_radians_and_batches():
     torch.testing.assert_close(distance, torch.tensor([[[0.0, angle]], [[5.0, 0.0]]]), atol=1e-3, rtol=0)
 
 
+def test_camera_distance_stays_finite_for_rotations_a_rounding_off_orthonormal():
+    # poses that went through float32 arithmetic (noise, composition, JSON) are orthonormal only to ~1e-6:
+    # the cosine (trace - 1) / 2 then leaves [-1, 1] at 0 and at pi, and arccos would answer NaN without the
+    # clamp (mutation testing: either clamp bound dropped or widened to 2 survived)
+    pose = torch.tensor(look_at(np.array([1.0, -2.0, 1.5]), np.zeros(3)), dtype=torch.float32)
+    pose[:3, :3] *= 1 + 1e-5
+    half_turn = pose.clone()
+    half_turn[:3, :3] = pose[:3, :3] @ torch.diag(torch.tensor([-1.0, -1.0, 1.0]))  # pi about the optical axis
+
+    distance = camera_distance(pose[None], torch.stack([pose, half_turn]))
+
+    torch.testing.assert_close(distance, torch.tensor([[0.0, math.pi]]), atol=1e-5, rtol=0)
+
+
 def _batch_with_known_nearest():
     """Scene 0: targets sit next to context views 2 then 0; scene 1: next to context view 1 then 2."""
     batch = make_batch(batch_size=2, num_views=5, num_context=3, seed=3)

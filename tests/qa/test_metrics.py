@@ -29,8 +29,24 @@ def test_mra_golden_values(prediction, truth, expected, strict):
     assert mean_relative_accuracy(prediction, truth, strict=strict) == pytest.approx(expected)
 
 
+def test_mra_defaults_to_vsi_benchs_inclusive_comparison():
+    # the golden values above always pass strict=; scoring calls it without, so the default is VSI-Bench's <=
+    # (mutation testing: strict=True as default survived)
+    assert mean_relative_accuracy(2.5, 2.0) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("truth", [0.0, -2.0])
+def test_mra_of_a_non_positive_truth_is_zero_not_an_error(truth):
+    # relative error is undefined for y <= 0: the guard answers 0 rather than dividing by zero or, for y < 0,
+    # passing every threshold (mutation testing: "truth < 0" and "... or not finite and truth <= 0" survived)
+    assert mean_relative_accuracy(1.0, truth) == 0.0
+    assert mean_relative_accuracy(truth, truth) == 0.0
+
+
 def test_spatialvlm_and_spatialrgpt_rates():
     assert within_factor_two(1.0, 2.0) and within_factor_two(4.0, 2.0) and not within_factor_two(4.01, 2.0)
+    # the lower bound is 0.5 y, not 0.5 / y: the two agree at y = 1 (mutation testing: 0.5 / truth survived)
+    assert not within_factor_two(0.99, 2.0)
     assert within_quarter(2.5, 2.0) and not within_quarter(2.51, 2.0) and not within_quarter(None, 2.0)
     assert contains_number("about 3 meters") and not contains_number("three meters")
 
@@ -53,12 +69,43 @@ def test_spatialvlm_and_spatialrgpt_rates():
         ("maybe", "yes_no", None, "vsi", None),
         ("The red crate.", "free_form", None, "vsi", "red crate"),
         ("", "free_form", "m", "vsi", None),
+        # VSI-Bench splits on " " only: a newline keeps the unit in the token, so float() fails there too
+        ("2.5\nmeters", "free_form", "m", "vsi", None),
+        ("3X", "free_form", "count", "vsi", None),  # only a trailing "." is stripped, nothing else
+        ("nan", "free_form", "m", "vsi", None),  # float() reads it, but NaN is no answer
+        ("An apple.", "free_form", None, "vsi", "apple"),  # every leading article goes, "a" and "an" too
+        ("a red crate", "free_form", None, "lenient", "red crate"),
+        ("Answer: b", "multiple_choice", None, "lenient", "B"),  # "answer" and the letter in any case
+        ("I am not sure", "multiple_choice", None, "lenient", None),
+        # a markdown bullet: VSI-Bench's first token is "*", no answer; lenient reads the words after it
+        ("* Yes", "yes_no", None, "vsi", None),
+        ("* Yes", "yes_no", None, "lenient", "yes"),
+        ("No, it is not.", "yes_no", None, "lenient", "no"),  # the first word of a whole sentence
     ],
 )
 def test_parsing(text, fmt, unit, mode, value):
+    # rows after the empty answer were added for survivors of mutation testing (docs/testing.md)
     parsed = parse_prediction(text, fmt, unit, mode)
     assert parsed.value == (pytest.approx(value) if isinstance(value, float) else value)
     assert parsed.failed == (value is None)
+
+
+@pytest.mark.parametrize("text", [None, 2.5])
+def test_a_missing_or_non_text_prediction_fails_to_parse(text):
+    # predictions come from JSON, so a null or a bare number reaches the parser (mutation testing: "or" -> "and"
+    # in the guard survived, which calls .strip() on them)
+    assert parse_prediction(text, "free_form", "m").failed
+
+
+def test_an_unknown_parsing_mode_is_refused_naming_it():
+    with pytest.raises(ValueError, match="unknown parsing mode 'strict'"):
+        parse_prediction("2", "free_form", "m", "strict")
+
+
+def test_parsing_defaults_to_vsi_bench_mode():
+    # callers that leave mode out get VSI-Bench parity (mutation testing: a misspelt default survived)
+    assert parse_prediction("2.5m", "free_form", "m").failed
+    assert parse_prediction("2.5 m", "free_form", "m").value == 2.5
 
 
 # every spelling the lenient parser knows, with its exact length in metres (the inch is 0.0254 m by definition)

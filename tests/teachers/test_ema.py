@@ -10,6 +10,8 @@ from torch import nn
 
 from psfm.encoders.backbones import Backbone, PatchTokens
 from psfm.teachers import build_teacher
+from psfm.teachers.base import resize_to_grid
+from psfm.teachers.common import tokens_to_map
 from psfm.teachers.ema import EMATeacher, unwrap_student
 
 
@@ -37,6 +39,21 @@ class CompiledLike(nn.Module):
         self._orig_mod = module
 
 
+class CoarseBackbone(ConvBackbone):
+    """Declares patch_size 8 but strides 16: its tokens lie on a grid half the size the teacher asks for."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv2d(3, self.dim, 16, 16)
+
+
+class TensorBackbone(ConvBackbone):
+    """Returns the bare token tensor [M, h * w, D], no PatchTokens (no .tokens, no .grid)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images).tokens
+
+
 @torch.no_grad()
 def perturb(module: nn.Module, seed: int = 0) -> None:
     generator = torch.Generator().manual_seed(seed)
@@ -61,6 +78,38 @@ def test_defaults(student: Backbone) -> None:
 
     assert (teacher.momentum_at(0), teacher.momentum_at(10_000)) == (pytest.approx(0.996), 1.0)
     assert teacher.dim == student.dim and teacher.patch_size == student.patch_size
+    # the class has its own defaults, which the registered factory does not use: keep them the same
+    # (mutation testing: EMATeacher's total_steps=10001 survived)
+    direct = EMATeacher(student)
+    assert (direct.momentum, direct.final_momentum, direct.total_steps) == (0.996, 1.0, 10_000)
+
+
+@pytest.mark.parametrize("momenta", [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0)])
+def test_momenta_at_the_ends_of_0_1_are_accepted(student: Backbone, momenta) -> None:
+    # both ends of [0, 1] are valid (mutation testing: "0.0 <=" -> "0.0 <" survived)
+    assert EMATeacher(student, *momenta).momentum_at(0) == momenta[0]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"momentum": 1.01}, ValueError, r"momenta must lie in \[0, 1\], got 1.01 and 1.0"),
+        ({"momentum": -0.01}, ValueError, r"got -0.01 and 1.0"),
+        ({"final_momentum": 1.5}, ValueError, r"got 0.996 and 1.5"),
+        ({"final_momentum": -0.5}, ValueError, r"got 0.996 and -0.5"),
+        ({"total_steps": -1}, ValueError, r"total_steps must be >= 0, got -1"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(student: Backbone, arguments, error, message) -> None:
+    # each bound alone (mutation testing: "and" -> "or" between the momenta, "<= 1.0" -> "<= 2.0" and the
+    # messages replaced by None survived: no test built a teacher with bad settings)
+    with pytest.raises(error, match=message):
+        EMATeacher(student, **arguments)
+
+
+def test_a_student_without_dim_or_patch_size_is_refused_naming_its_type() -> None:
+    with pytest.raises(TypeError, match=r"needs a student backbone with .dim, got <class 'torch.nn.*Linear'>"):
+        EMATeacher(nn.Linear(2, 2))
 
 
 def test_starts_as_an_independent_copy(student: Backbone, images: torch.Tensor) -> None:
@@ -130,6 +179,83 @@ def test_a_different_student_is_an_error(student: Backbone) -> None:
 
     with pytest.raises(ValueError, match="no longer matches"):
         teacher.update(ConvBackbone(), step=0)
+
+
+def _extra_parameter(student: ConvBackbone) -> None:
+    student.extra = nn.Parameter(torch.zeros(1))
+
+
+def _no_affine_norm(student: ConvBackbone) -> None:
+    student.norm = nn.BatchNorm2d(student.dim, affine=False)  # same buffers, no norm.weight / norm.bias
+
+
+def _smaller_kernel(student: ConvBackbone) -> None:
+    student.embed = nn.Conv2d(3, student.dim, 4, student.patch_size)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_extra_parameter, r"missing \[\], unexpected \['extra'\], shape mismatch \[\]"),
+        (_no_affine_norm, r"missing \['norm.bias', 'norm.weight'\], unexpected \[\], shape mismatch \[\]"),
+        (_smaller_kernel, r"missing \[\], unexpected \[\], shape mismatch \['embed.weight'\]"),
+    ],
+)
+def test_each_kind_of_difference_alone_is_an_error_naming_it(change, named) -> None:
+    # the test above changes everything at once; each kind alone must also stop the update, never be skipped
+    # (mutation testing: "or" -> "and" between the three checks survived)
+    student = ConvBackbone()
+    teacher = EMATeacher(student)
+    change(student)
+
+    with pytest.raises(ValueError, match=named):
+        teacher.update(student, step=0)
+
+
+def test_schedules_of_zero_and_one_step(student: Backbone) -> None:
+    # total_steps=0 (allowed) is the final momentum from the start, without dividing by zero; one step still
+    # starts at momentum (mutation testing: "> 0" -> ">= 0" / "> 1" and the 1.0 fallback -> 2.0 survived)
+    empty = build_teacher("ema", student, momentum=0.9, final_momentum=0.99, total_steps=0)
+    assert empty.momentum_at(0) == empty.momentum_at(7) == 0.99
+    one = build_teacher("ema", student, momentum=0.9, final_momentum=0.99, total_steps=1)
+    assert (one.momentum_at(0), one.momentum_at(1)) == (pytest.approx(0.9), 0.99)
+
+
+def test_non_square_grids_are_read_at_the_students_own_resolution() -> None:
+    # a grid (h, w) feeds the copy h * patch by w * patch pixels; with the grid the copy reports it needs no
+    # resize, so the teacher answers exactly the (identical) student's tokens (mutation testing: the grid's
+    # height taken from its width survived, because every test used square grids)
+    student = ConvBackbone()
+    teacher = EMATeacher(student).eval()
+    student.eval()
+    images = torch.rand(2, 3, 16, 32, generator=torch.Generator().manual_seed(2))
+
+    torch.testing.assert_close(teacher(images, (2, 4)), student(images).tokens, rtol=0, atol=0)
+
+
+def test_a_copy_on_its_own_grid_is_resized_to_the_requested_one() -> None:
+    # a backbone whose tokens come out coarser than its declared patch size: the teacher maps them onto the
+    # requested grid (mutation testing: the whole resize branch survived; no test's copy had another grid)
+    student = CoarseBackbone()
+    teacher = EMATeacher(student).eval()
+    student.eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+
+    own = student(images)
+    assert own.grid == (2, 2)
+    expected = resize_to_grid(tokens_to_map(own.tokens, (2, 2)), (4, 4))
+    torch.testing.assert_close(teacher(images, (4, 4)), expected, rtol=0, atol=0)
+
+
+def test_a_copy_returning_bare_tokens_is_read_as_they_are() -> None:
+    # forward may return the token tensor itself, without .tokens or .grid (mutation testing: the getattr
+    # defaults -> None or dropped survived)
+    student = TensorBackbone()
+    teacher = EMATeacher(student).eval()
+    student.eval()
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+
+    torch.testing.assert_close(teacher(images, (4, 4)), student(images), rtol=0, atol=0)
 
 
 def test_needs_a_student() -> None:
