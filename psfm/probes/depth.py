@@ -60,6 +60,9 @@ def view_depth(
     ]
 
 
+TARGET_DEPTH_UNITS = ("normalized", "metric")
+
+
 def target_rays(scenes: ProbeScenes, grid: tuple[int, int]) -> torch.Tensor:
     """[S, T, N, 9] camera-frame direction + reference-frame Plücker ray of every target view's patches."""
     views = slice(scenes.num_context, None)
@@ -83,10 +86,18 @@ def target_depth(
     val_scenes: ProbeScenes,
     seeds: list[int],
     steps: int = 800,
+    units: str = "normalized",
 ) -> list[ProbeScore]:
+    """``units``: what the probe regresses. ``normalized`` (depth / the scene's pose scale, the units of
+    the rays) or ``metric`` (metres, what PSFM's own depth probe and the ``depth`` teacher regress: the
+    latents come from images alone, which show metric sizes but not the cameras' spread). Scored in metres."""
+    if units not in TARGET_DEPTH_UNITS:
+        raise ValueError(f"target_depth units must be one of {TARGET_DEPTH_UNITS}, got {units!r}")
     tokens = train.scene_tokens
     index, rays, depth = _ray_items(train_scenes, train.grid)
-    log_depth = (depth / train_scenes.pose_scale[index, None]).log()  # normalized units: the frame of the rays
+    if units == "normalized":
+        depth = depth / train_scenes.pose_scale[index, None]  # the frame of the rays
+    log_depth = depth.log()
 
     def loss_fn(model: RayDepthProbe, scene: torch.Tensor, ray: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         valid = ~torch.isnan(target)
@@ -107,7 +118,8 @@ def target_depth(
                     for i, r in zip(val_index.split(256), val_rays.split(256), strict=True)
                 ]
             )
-        predicted = predicted * scale
+        if units == "normalized":
+            predicted = predicted * scale
         per_view = predicted.unflatten(0, (len(val_scenes), -1)), val_depth.unflatten(0, (len(val_scenes), -1))
         rel, delta = depth_scores(*per_view)
         rels.append(rel.nanmean().item())

@@ -42,6 +42,7 @@ class ProbeCommand:
     max_val_scenes: int | None = None
     seeds: int = 3
     steps: int = 600
+    target_depth_units: str = "normalized"  # or metric: see psfm.probes.depth.target_depth
     probes: list[str] = field(default_factory=lambda: [p for p in PROBES if p != "objects"])  # objects: opt-in
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     facts: list[str] = field(default_factory=lambda: list(FACTS))
@@ -109,6 +110,10 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
     unknown = set(command.probes) - set(PROBES)
     if unknown:
         raise ValueError(f"probe: unknown probe(s) {sorted(unknown)}; known: {list(PROBES)}")
+    if command.target_depth_units not in depth.TARGET_DEPTH_UNITS:
+        raise ValueError(
+            f"probe: target_depth_units={command.target_depth_units!r}; use one of {depth.TARGET_DEPTH_UNITS}"
+        )
     check_sources(command)
     start = time.perf_counter()
     sources = build_sources(command)
@@ -174,7 +179,9 @@ def _probe_source(command, train_features, val_features, train, val, seeds, skip
             out += depth.view_depth(train_features, val_features, train, val)
     if "target_depth" in command.probes and has_depth:
         with _stage(source, "target_depth", len(seeds)):
-            out += depth.target_depth(train_features, val_features, train, val, seeds, command.steps)
+            out += depth.target_depth(
+                train_features, val_features, train, val, seeds, command.steps, command.target_depth_units
+            )
     if "relative_pose" in command.probes:
         with _stage(source, "relative_pose", len(seeds)):
             out += pose.relative_pose_probe(train_features, val_features, train, val, seeds, command.steps)

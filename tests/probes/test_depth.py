@@ -102,6 +102,29 @@ def test_target_depth_learns_the_depth_of_an_unseen_view_in_metres():
     assert predicted.shape == (32, 2, 4)  # scene, target view, patch
 
 
+def test_metric_target_depth_reads_metres_from_tokens_that_hold_metres():
+    """``units="metric"``: the scene token holds the wall's distance in metres (what images show), the rays
+    stay normalized; the probe regresses metres directly and must score well without any pose scale."""
+    generator = torch.Generator().manual_seed(1)
+    lift = torch.randn(2, 8, generator=generator)
+
+    def walls(count: int):
+        scenes = make_scenes(torch.eye(4).repeat(count, 4, 1, 1), num_context=2)
+        scenes.pose_scale = 0.5 + 2 * torch.rand(count, generator=generator)  # unknown to the tokens
+        metres = 1 + 3 * torch.rand(count, generator=generator)
+        d_z = camera_rays(scenes.intrinsics, (2, 2), (32, 32))[..., 2]
+        scenes.depth = (metres[:, None, None] / d_z).view(count, 4, 2, 2).repeat_interleave(16, 2)
+        scenes.depth = scenes.depth.repeat_interleave(16, 3)
+        tokens = (torch.stack([metres, torch.ones_like(metres)], -1) @ lift)[:, None].expand(count, 2, 8).contiguous()
+        return scenes, ProbeFeatures(tokens, tokens, torch.zeros(count, 2, 4, 1), (2, 2), True, False)
+
+    (train, train_features), (val, val_features) = walls(96), walls(32)
+    scores = target_depth(train_features, val_features, train, val, seeds=[0], steps=150, units="metric")
+    assert score(scores, "AbsRel") < 0.1
+    with pytest.raises(ValueError, match="units"):
+        target_depth(train_features, val_features, train, val, seeds=[0], steps=1, units="feet")
+
+
 def test_a_scene_without_valid_depth_is_left_out_not_scored_perfect():
     from psfm.probes.depth import depth_scores
 

@@ -208,6 +208,8 @@ def test_wrong_arguments_are_refused_by_name(setup, tmp_path):
         run_probes(ProbeCommand(export=setup["a"], **{**data, "val": str(tmp_path / "world_probe" / "val")}))
     with pytest.raises(ValueError, match="unknown fact 'volume'"):
         run_probes(ProbeCommand(export=setup["a"], probes=["facts"], baselines=[], facts=["volume"], **data))
+    with pytest.raises(ValueError, match="target_depth_units='feet'"):
+        run_probes(ProbeCommand(export=setup["a"], target_depth_units="feet", **data))
 
 
 def test_cli_help_lists_the_probes_and_takes_lists_of_exports(tmp_path):
