@@ -51,7 +51,7 @@ def _decode_all(scene: ParsedScene) -> tuple[bool, bool]:
 def inspect_shards(urls: Sequence[str], decode: bool = True) -> ShardReport:
     """Stream ``urls`` in order; every invalid scene is skipped and counted by reason."""
     report = ShardReport()
-    before = dict(SKIPS.reasons)
+    before = Counter(SKIPS.reasons)
     pipeline = wds.DataPipeline(
         ShardList(urls, SharedEpoch(), shuffle=False),
         wds.tarfile_to_samples(handler=skip_and_count),
@@ -72,7 +72,7 @@ def inspect_shards(urls: Sequence[str], decode: bool = True) -> ShardReport:
         report.with_depth += has_depth
         report.with_mask += has_mask
     SKIPS.drain()
-    report.skip_reasons = Counter({k: v - before.get(k, 0) for k, v in SKIPS.reasons.items() if v - before.get(k, 0)})
+    report.skip_reasons = SKIPS.since(before)
     report.skipped = sum(report.skip_reasons.values())
     return report
 

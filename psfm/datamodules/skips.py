@@ -34,6 +34,10 @@ class SkipCounter:
         elif self.total == MAX_LOGGED_PER_PROCESS + 1:
             log.warning("skipped: %s (further skips in this process are counted, not logged)", message)
 
+    def since(self, before: Counter[str]) -> Counter[str]:
+        """Skips by reason added after ``before`` (a copy of ``reasons`` taken earlier), reasons with none left out."""
+        return +Counter({reason: count - before[reason] for reason, count in self.reasons.items()})
+
     def drain(self) -> int:
         """Skips since the last drain; the batching stage attaches this to the next batch."""
         pending, self.pending = self.pending, 0
@@ -89,8 +93,7 @@ class DrawLimit:
     def draw(self) -> None:
         self.draws += 1
         if self.draws > self.limit:
-            skipped = Counter({k: v - self.reasons_before[k] for k, v in SKIPS.reasons.items()})
-            skipped = +skipped  # drop reasons without a new skip
+            skipped = SKIPS.since(self.reasons_before)
             raise NoUsableScenesError(
                 f"no usable scene in {self.limit} shard draws in a row from {self.where}: "
                 f"{sum(skipped.values())} skipped ({summarize(skipped) or 'the shards hold no scene'})"
