@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from psfm.errors import MissingPathError, UsageError
 from psfm.io import atomic_open, atomic_write_json
 
 EXPORT_FORMAT = "psfm-encoder"
@@ -97,16 +98,54 @@ class FrozenSpatialEncoder(nn.Module):
         return self.encoder(images.to(self.device, self.dtype)).latents
 
 
+MAX_RECORD_BYTES = 1 << 20
+EXPECTED = "psfm.load expects an export folder holding encoder.json + encoder.safetensors, or that encoder.json"
+
+
 def read_export(path: str | Path) -> tuple[dict, Path]:
-    """The checked ``encoder.json`` record of an export folder (or the file itself) and its path."""
+    """The checked ``encoder.json`` record of an export folder (or the file itself) and its path.
+
+    Raises:
+        MissingPathError: no such folder or file.
+        UsageError: a file that is not an export record (random bytes, a training checkpoint, other JSON),
+            named with what ``psfm.load`` expects.
+    """
     path = Path(path)
     record_path = path / "encoder.json" if path.is_dir() else path
     if not record_path.is_file():
-        raise FileNotFoundError(f"{record_path}: no psfm encoder export here (expected encoder.json + .safetensors)")
-    record = json.loads(record_path.read_text("utf-8"))
+        raise MissingPathError(f"{record_path}: no psfm encoder export here ({EXPECTED})")
+    if _is_torch_archive(record_path):  # refused before reading: a checkpoint can be gigabytes
+        raise UsageError(f"{record_path}: a training checkpoint, not an export: load <run_dir>/export ({EXPECTED})")
+    record = _json_object(record_path)
+    if record is None:
+        raise UsageError(f"{record_path}: not an encoder.json ({EXPECTED})")
     if record.get("format") != EXPORT_FORMAT or record.get("version") != EXPORT_VERSION:
-        raise ValueError(f"{record_path}: not a {EXPORT_FORMAT} v{EXPORT_VERSION} export")
+        raise UsageError(f"{record_path}: not a {EXPORT_FORMAT} v{EXPORT_VERSION} export ({EXPECTED})")
     return record, record_path
+
+
+def _json_object(path: Path) -> dict | None:
+    """The file's JSON object; ``None`` for anything else (binary, weights, a JSON list), large files unread."""
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        return None
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """A zip archive is what ``torch.save`` writes: a Lightning checkpoint given where an export belongs."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
+
+
+def _weights_of(record_path: Path) -> Path:
+    weights = record_path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise MissingPathError(f"{weights}: missing beside {record_path.name} ({EXPECTED})")
+    return weights
 
 
 def build_from_record(record: dict) -> nn.Module:
@@ -124,8 +163,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialE
     from safetensors.torch import load_file
 
     record, record_path = read_export(path)
+    weights = _weights_of(record_path)
     encoder = build_from_record(record)
-    weights = record_path.with_suffix(".safetensors")
     state = load_file(str(weights))
     missing, unexpected = encoder.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -148,7 +187,7 @@ def random_init_twin(path: str | Path, seed: int = 0, device: str | torch.device
         torch.manual_seed(seed)
         encoder = build_from_record(record)
     if record["backbone"].get("frozen"):
-        state = load_file(str(record_path.with_suffix(".safetensors")))
+        state = load_file(str(_weights_of(record_path)))
         encoder.backbone.load_state_dict(
             {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         )

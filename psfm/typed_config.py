@@ -13,8 +13,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from psfm.errors import UsageError
 
-class UnknownConfigKeyError(ValueError):
+
+class UnknownConfigKeyError(UsageError):
     """A key the command's schema does not declare (commands turn it into a one-line exit message)."""
 
 

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from psfm.datamodules.datamodule import ResumeMismatchError
 from psfm.datamodules.skips import NoUsableScenesError
+from psfm.errors import UsageError
 from psfm.training.config import PretrainCommand
 from psfm.training.train import train
-from psfm.typed_config import UnknownConfigKeyError
 
 log = logging.getLogger("psfm.pretrain")
 
@@ -42,5 +42,5 @@ def run(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except (UnknownConfigKeyError, NoUsableScenesError, ResumeMismatchError) as error:
+    except (UsageError, NoUsableScenesError, ResumeMismatchError) as error:
         raise SystemExit(f"psfm pretrain: {error}") from None

@@ -18,7 +18,8 @@ from psfm.datamodules.inspect import inspect_shards
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.writer import MANIFEST_NAME, verify_shards
-from psfm.typed_config import UnknownConfigKeyError, to_command
+from psfm.errors import UsageError
+from psfm.typed_config import to_command
 
 log = logging.getLogger("psfm.shards")
 
@@ -53,7 +54,7 @@ def run(cfg: DictConfig | ShardsCommand) -> dict[str, float]:
     """Returns counts and loader throughput (scenes/s, views/s) for tests and logs."""
     command: ShardsCommand = to_command(cfg)
     console = Console()
-    shards = resolve_shards(command.data)
+    shards = resolve_shards(command.data, key="data")
     problems = verify_shards(command.data) if command.verify and (Path(command.data) / MANIFEST_NAME).exists() else []
     for problem in problems:
         log.error(problem)
@@ -92,5 +93,5 @@ def main(cfg: DictConfig) -> None:
         metrics = run(cfg)
         if metrics["skipped"] or metrics["checksum_problems"]:
             raise SystemExit(1)
-    except (UnknownConfigKeyError, NoUsableScenesError) as error:
+    except (UsageError, NoUsableScenesError) as error:
         raise SystemExit(f"psfm shards: {error}") from None

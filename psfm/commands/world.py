@@ -10,7 +10,8 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from psfm.typed_config import UnknownConfigKeyError, to_command
+from psfm.errors import UsageError, require_at_least
+from psfm.typed_config import to_command
 from psfm.worlds.generate import generate_world
 from psfm.worlds.sampler import WorldConfig
 
@@ -19,8 +20,13 @@ log = logging.getLogger("psfm.world")
 
 @dataclass
 class SplitSizes:
+    """Scenes per split; 0 skips a split."""
+
     train: int = 512
     val: int = 64
+
+    def __post_init__(self) -> None:
+        require_at_least(0, "scenes", train=self.train, val=self.val)
 
 
 @dataclass
@@ -34,6 +40,9 @@ class WorldCommand:
     workers: int = 2
     image_format: str = "jpg"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        require_at_least(1, "", samples_per_shard=self.samples_per_shard, workers=self.workers)
 
 
 ConfigStore.instance().store(name="world_schema", node=WorldCommand)
@@ -74,5 +83,5 @@ def run(cfg: DictConfig | WorldCommand) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except UnknownConfigKeyError as error:
+    except UsageError as error:
         raise SystemExit(f"psfm world: {error}") from None

@@ -17,6 +17,7 @@ from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.transforms import PhotometricAugmentation
 from psfm.datamodules.views import ViewSampling
+from psfm.errors import UsageError, require_at_least
 from psfm.types import MultiViewBatch
 
 
@@ -53,6 +54,13 @@ class DataModuleConfig:
     pose_noise: PoseNoise = field(default_factory=PoseNoise)
     pin_memory: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        batches = {"batch_size": self.batch_size, "val_batch_size": self.val_batch_size}
+        require_at_least(1, "datamodule", **batches, samples_per_epoch=self.samples_per_epoch)
+        require_at_least(0, "datamodule", num_workers=self.num_workers, shuffle_buffer=self.shuffle_buffer)
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise UsageError(f"datamodule.image_size={list(self.image_size)} cannot work: give [height, width] >= 1")
 
 
 class ResumeMismatchError(RuntimeError):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from psfm.errors import UsageError
+
 
 @dataclass
 class PoseNoise:
@@ -27,7 +29,7 @@ class PoseNoise:
 
     def __post_init__(self) -> None:
         if self.rotation_deg < 0 or self.translation < 0:
-            raise ValueError(f"pose_noise stds must be >= 0, got {self.rotation_deg}° / {self.translation}")
+            raise UsageError(f"pose_noise stds must be >= 0, got {self.rotation_deg}° / {self.translation}")
 
     @property
     def active(self) -> bool:

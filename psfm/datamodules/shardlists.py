@@ -10,6 +10,7 @@ from pathlib import Path
 import braceexpand
 
 from psfm.datamodules.writer import MANIFEST_NAME, read_manifest
+from psfm.errors import MissingPathError
 
 
 @dataclass(frozen=True)
@@ -20,12 +21,16 @@ class ShardSet:
     num_samples: int | None
 
 
-def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
+def resolve_shards(sources: str | Sequence[str], key: str = "") -> ShardSet:
     """Expand shard sources; local files must exist (a clear error now beats an empty epoch later).
 
     Accepted forms: a folder written by ``ShardWriter`` (its manifest lists the shards), a path
     or glob (``data/*.tar``), a brace pattern (``data/shard-{000000..000009}.tar``), and ``pipe:``
     or URL sources, which are passed through unchecked. Several may be joined with ``::``.
+
+    Raises:
+        MissingPathError: a source that does not exist or holds no shards, named as ``key=source``
+            (``datamodule.train=data/world/train does not exist (data/world holds only val/)``).
     """
     if isinstance(sources, str):
         sources = sources.split("::")
@@ -35,6 +40,7 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
         source = str(source).strip()
         if not source:
             continue
+        named = f"{key}={source}" if key else source
         if source.startswith("pipe:") or "://" in source:
             urls.append(source)
             total = None
@@ -42,9 +48,7 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
         path = Path(source)
         if path.is_dir():
             if not (path / MANIFEST_NAME).exists():
-                raise FileNotFoundError(
-                    f"{path}: folder has no {MANIFEST_NAME}; pass the shard files or a glob instead"
-                )
+                raise MissingPathError(f"{named}: {_not_a_shard_folder(path)}")
             manifest = read_manifest(path)
             urls.extend(str(path / shard["name"]) for shard in manifest["shards"])
             total = None if total is None else total + manifest["num_samples"]
@@ -53,12 +57,38 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
             match for pattern in braceexpand.braceexpand(source) for match in sorted(glob.glob(pattern)) or [pattern]
         ]
         missing = [p for p in expanded if not Path(p).is_file()]
+        if missing == [source] and not glob.has_magic(source):
+            raise MissingPathError(f"{named} does not exist{_what_is_there(path.parent)}")
+        if missing == [source]:
+            raise MissingPathError(f"{named} matches no file")
         if missing:
-            raise FileNotFoundError(
-                f"shard {missing[0]!r} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            )
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise MissingPathError(f"{named}: shard {missing[0]!r} does not exist{more}")
         urls.extend(expanded)
         total = None
     if not urls:
-        raise ValueError(f"no shards found in {list(sources)!r}")
+        raise MissingPathError(f"no shards found in {key or 'sources'}={list(sources)!r}")
     return ShardSet(tuple(urls), total)
+
+
+def _shard_folders(folder: Path) -> list[str]:
+    """Sub-folders of ``folder`` that hold a manifest (the ``train/`` and ``val/`` of ``psfm world``)."""
+    return sorted(f"{child.name}/" for child in folder.iterdir() if (child / MANIFEST_NAME).is_file())
+
+
+def _what_is_there(parent: Path) -> str:
+    """`` (data/world holds only val/)`` when a missing split's parent holds other splits, else what to pass."""
+    splits = _shard_folders(parent) if parent.is_dir() else []
+    if splits:
+        return f" ({parent} holds only {', '.join(splits)})"
+    return " (expected a shard folder, shard files or a glob)"
+
+
+def _not_a_shard_folder(path: Path) -> str:
+    """Why an existing folder without a manifest gives no shards, and what to pass instead."""
+    if not any(path.iterdir()):
+        return f"an empty folder, no {MANIFEST_NAME} or shards (`psfm world out=DIR` writes DIR/train and DIR/val)"
+    splits = _shard_folders(path)
+    if splits:
+        return f"not a shard folder (no {MANIFEST_NAME}) but it holds {', '.join(splits)}: pass one of those"
+    return f"folder has no {MANIFEST_NAME}; pass the shard files or a glob instead"

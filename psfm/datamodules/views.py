@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from psfm.datamodules.covisibility import SceneCameras, overlap_scores
+from psfm.errors import UsageError
 
 STRATEGIES = ("random", "window")
 
@@ -49,17 +50,17 @@ class ViewSampling:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_views <= self.max_views:
-            raise ValueError(f"views: need 1 <= min_views <= max_views, got {self.min_views}..{self.max_views}")
+            raise UsageError(f"views: need 1 <= min_views <= max_views, got {self.min_views}..{self.max_views}")
         if not 0.0 < self.context_ratio <= 1.0:
-            raise ValueError(f"views: context_ratio must be in (0, 1], got {self.context_ratio}")
+            raise UsageError(f"views: context_ratio must be in (0, 1], got {self.context_ratio}")
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"views: strategy must be 'random' or 'window', got {self.strategy!r}")
+            raise UsageError(f"views: strategy must be 'random' or 'window', got {self.strategy!r}")
         if not 1 <= self.min_gap <= self.max_gap:
-            raise ValueError(f"views: need 1 <= min_gap <= max_gap, got {self.min_gap}..{self.max_gap}")
+            raise UsageError(f"views: need 1 <= min_gap <= max_gap, got {self.min_gap}..{self.max_gap}")
         if not 0.0 <= self.target_overlap <= 1.0:
-            raise ValueError(f"views: target_overlap is a fraction in [0, 1], got {self.target_overlap}")
+            raise UsageError(f"views: target_overlap is a fraction in [0, 1], got {self.target_overlap}")
         if self.overlap_depth <= 0:
-            raise ValueError(f"views: overlap_depth must be > 0, got {self.overlap_depth}")
+            raise UsageError(f"views: overlap_depth must be > 0, got {self.overlap_depth}")
 
     def num_views(self, rng: random.Random, available: int) -> int:
         """V for one batch, never more than the fewest views any of its scenes has."""

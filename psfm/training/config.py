@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from psfm.datamodules.datamodule import DataModuleConfig
+from psfm.errors import UsageError, require_at_least
 from psfm.probes.online import OnlineProbeConfig
 from psfm.typed_config import to_command
 
@@ -91,7 +92,7 @@ def teacher_config(name: str, value: Any) -> TeacherConfig:
         return value
     unknown = set(value) - {"name", "weight", "options"}
     if unknown:
-        raise ValueError(f"model.teachers.{name}: unknown key(s) {sorted(unknown)} (allowed: name, weight, options)")
+        raise UsageError(f"model.teachers.{name}: unknown key(s) {sorted(unknown)} (allowed: name, weight, options)")
     return TeacherConfig(**{key: dict(v) if key == "options" else v for key, v in value.items()})
 
 
@@ -126,8 +127,9 @@ class OptimConfig:
     grad_clip_mode: str = "per_group"  # per_group | global
 
     def __post_init__(self) -> None:
+        require_at_least(0, "optim", warmup_steps=self.warmup_steps)
         if self.grad_clip_mode not in ("per_group", "global"):
-            raise ValueError(f"optim.grad_clip_mode must be 'per_group' or 'global', got {self.grad_clip_mode!r}")
+            raise UsageError(f"optim.grad_clip_mode must be 'per_group' or 'global', got {self.grad_clip_mode!r}")
 
 
 @dataclass
@@ -153,6 +155,14 @@ class TrainerConfig:
     deterministic: bool = False
     max_nan_steps: int = 5
     progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        steps = {"max_steps": self.max_steps, "val_every_steps": self.val_every_steps}
+        require_at_least(1, "trainer", **steps, log_every_steps=self.log_every_steps, num_nodes=self.num_nodes)
+        require_at_least(1, "trainer", accumulate_grad_batches=self.accumulate_grad_batches)
+        # 0 means something for these: only the final checkpoint, no validation, stop at the first NaN
+        optional = {"checkpoint_every_steps": self.checkpoint_every_steps, "limit_val_batches": self.limit_val_batches}
+        require_at_least(0, "trainer", **optional, max_nan_steps=self.max_nan_steps)
 
 
 @dataclass

@@ -15,7 +15,9 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from psfm.datamodules.callbacks import SkippedSamplesLogger
-from psfm.datamodules.datamodule import SceneDataModule
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.shardlists import resolve_shards
+from psfm.errors import MissingPathError
 from psfm.export import export_encoder
 from psfm.io import atomic_write_bytes
 from psfm.probes.online import OnlineProbe
@@ -65,9 +67,31 @@ def resolve_checkpoint(command: PretrainCommand, run_dir: Path) -> str | None:
     return str(path)
 
 
+def check_data(config: DataModuleConfig, validate: bool) -> None:
+    """Resolve the shard sources now, so a missing or empty folder fails in one line before any model exists.
+
+    Lightning would only open them inside ``trainer.fit``, and report it as a 46-line traceback.
+    """
+    default = DataModuleConfig()
+    for split, source, default_source in (("train", config.train, default.train), ("val", config.val, default.val)):
+        if not source or (split == "val" and not validate):
+            continue
+        try:
+            resolve_shards(source, key=f"datamodule.{split}")
+        except MissingPathError as error:
+            hints = []
+            if source == default_source:
+                hints.append(f"run `psfm world` first (it writes {default.train} and {default.val})")
+            if split == "val":
+                hints.append("datamodule.val=null trains without validation")
+            raise MissingPathError("; ".join([str(error), ", or ".join(hints)]) if hints else str(error)) from None
+
+
 def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
     """Pretrain, checkpoint, export the encoder; returns the final logged metrics (floats)."""
     command: PretrainCommand = command_from_config(cfg) if isinstance(cfg, DictConfig) else cfg
+    has_val = bool(command.datamodule.val) and command.trainer.limit_val_batches > 0
+    check_data(command.datamodule, validate=has_val)
     run_dir = Path(command.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(command.seed, workers=True, verbose=False)
@@ -109,7 +133,6 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
     precision = trainer_config.precision
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() and trainer_config.accelerator != "cpu" else "32-true"
-    has_val = bool(command.datamodule.val) and trainer_config.limit_val_batches > 0
     trainer = L.Trainer(
         default_root_dir=str(run_dir),
         max_steps=trainer_config.max_steps,

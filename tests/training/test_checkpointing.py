@@ -126,7 +126,7 @@ class _TrainerBuilt(Exception):
 
 
 @pytest.mark.parametrize("strategy", ["auto", "ddp", "fsdp2"])
-def test_every_strategy_gets_the_atomic_writer(tmp_path, monkeypatch, strategy):
+def test_every_strategy_gets_the_atomic_writer(tiny_world, tmp_path, monkeypatch, strategy):
     """FSDP2 (``ModelParallelStrategy`` with whole-model checkpoints) saves through the CheckpointIO too.
 
     Without it Lightning writes into a temporary file of the system's temp folder and moves it over
@@ -142,5 +142,5 @@ def test_every_strategy_gets_the_atomic_writer(tmp_path, monkeypatch, strategy):
 
     monkeypatch.setattr(L, "Trainer", trainer)
     with pytest.raises(_TrainerBuilt):
-        train(tiny_command(tmp_path / "world", tmp_path / "run", strategy=strategy))
+        train(tiny_command(tiny_world, tmp_path / "run", strategy=strategy))  # real data: train checks it first
     assert [type(plugin) for plugin in seen["plugins"]] == [AtomicCheckpointIO]
