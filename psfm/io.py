@@ -67,10 +67,13 @@ def atomic_write_json(path: str | Path, record: Any) -> None:
     atomic_write_bytes(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Delete ``.*.tmp`` files a killed writer left behind; returns what was removed."""
+def remove_stale_temporaries(directory: str | Path, of: str = "*") -> list[Path]:
+    """Delete the temporaries ``AtomicFile`` s of files named like ``of`` (a glob) left when killed; returns them.
+
+    Only ``AtomicFile`` 's names (``.<name>.<random>.tmp``) match, so other hidden or ``.tmp`` files stay.
+    """
     removed = []
-    for stale in Path(directory).glob(".*.tmp"):
+    for stale in sorted(Path(directory).glob(f".{of}.*.tmp")):
         stale.unlink(missing_ok=True)
         removed.append(stale)
     return removed

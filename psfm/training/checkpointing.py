@@ -1,4 +1,7 @@
-"""Checkpoint files: atomic writes, safe loads, and a clear refusal to resume an incompatible run."""
+"""Checkpoint files: atomic writes, the run's last step always saved, names that survive a moved run folder.
+
+Which checkpoint a run resumes from, and whether it may, is ``psfm.training.resume``.
+"""
 
 from __future__ import annotations
 
@@ -53,33 +56,47 @@ class FinalCheckpoint(Callback):
             self.periodic._last_global_step_saved = trainer.global_step
 
 
-def check_resumable(path: str | Path, model: dict, optim: dict | None = None) -> None:
-    """Fail with one message if ``path`` is missing, unreadable, or from a different model configuration."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (resume=auto finds <run_dir>/checkpoints/last.ckpt)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable psfm checkpoint ({type(error).__name__}: {error})") from None
-    stored = checkpoint.get("hyper_parameters", {}).get("model")
-    if stored is None:
-        raise ValueError(f"{path}: not a psfm pretraining checkpoint (no model hyperparameters)")
-    difference = first_difference(stored, model)
-    if difference:
-        raise ValueError(
-            f"{path}: made with a different model configuration ({difference}); "
-            "use a new run_dir, or resume=never to start over"
-        )
+class RunFolderCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that follows its run folder when the folder is moved between a kill and the resume.
+
+    Lightning keeps the names of its last and best files only while the stored ``dirpath`` equals the
+    current one. After a ``mv`` it forgot them, found ``last.ckpt`` taken and wrote ``last-v1.ckpt``,
+    which resume=auto never reads: every later re-run restarted from the step before the move (and
+    forgot the best score). When the resumed checkpoint lies in this callback's folder, the stored
+    paths are moved onto the folder's new place; version suffixes are off, so names never change.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(enable_version_counter=False, **kwargs)
+        self._resumed_from: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        # filed under ModelCheckpoint's key (Lightning prefixes the class name), so checkpoints written
+        # before this class existed restore their state into it, and its checkpoints into a plain one
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self._resumed_from = trainer.ckpt_path  # Lightning calls this just before load_state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath and self._resumed_here():
+            state_dict = moved_paths(state_dict, old, self.dirpath)
+        super().load_state_dict(state_dict)
+
+    def _resumed_here(self) -> bool:
+        """A checkpoint from another run's folder keeps Lightning's behaviour: its best score is not this run's."""
+        return self._resumed_from is not None and Path(self._resumed_from).resolve().parent == Path(self.dirpath)
 
 
-def first_difference(old: Any, new: Any, prefix: str = "model") -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            found = first_difference(old.get(key), new.get(key), f"{prefix}.{key}")
-            if found:
-                return found
-        return None
-    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
-        old, new = list(old), list(new)
-    return None if old == new else f"{prefix}: {old!r} in the checkpoint, {new!r} now"
+def moved_paths(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``ModelCheckpoint`` state with every path under ``old`` moved under ``new``."""
+
+    def move(path: Any) -> Any:
+        return new + path[len(old) :] if isinstance(path, str) and path.startswith(old + os.sep) else path
+
+    moved = {key: move(value) for key, value in state.items()}
+    moved["dirpath"] = new
+    moved["best_k_models"] = {move(path): score for path, score in state.get("best_k_models", {}).items()}
+    return moved

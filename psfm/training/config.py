@@ -179,7 +179,8 @@ class PretrainCommand:
 
     experiment: str = "world_tiny"
     run_dir: str = "outputs/pretrain/world_tiny"
-    resume: str = "auto"  # auto (last.ckpt in run_dir if present) | never | /path/to.ckpt
+    # auto (run_dir's last.ckpt if present) | force (the same, other optimizer/data settings accepted) | never | PATH
+    resume: str = "auto"
     seed: int = 0
     export: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,11 +19,12 @@ from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.errors import MissingPathError
 from psfm.export import export_encoder
-from psfm.io import atomic_write_bytes
+from psfm.io import atomic_write_bytes, remove_stale_temporaries
 from psfm.probes.online import OnlineProbe
-from psfm.training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, check_resumable
+from psfm.training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RunFolderCheckpoint
 from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
+from psfm.training.resume import ResumeSettings, check_resumable, find_checkpoint, resume_settings
 
 log = logging.getLogger("psfm.pretrain")
 
@@ -58,13 +59,51 @@ def build_loggers(command: PretrainCommand, run_dir: Path) -> list:
     return loggers
 
 
-def resolve_checkpoint(command: PretrainCommand, run_dir: Path) -> str | None:
-    if command.resume == "never":
+def resume_from(command: PretrainCommand, run_dir: Path, settings: dict) -> str | None:
+    """The checked checkpoint to resume (``psfm.training.resume``), or ``None`` to start over."""
+    checkpoint = find_checkpoint(command, run_dir)
+    if checkpoint is None:
         return None
-    path = run_dir / "checkpoints" / "last.ckpt" if command.resume == "auto" else Path(command.resume)
-    if command.resume == "auto" and not path.exists():
-        return None
-    return str(path)
+    accepted = check_resumable(checkpoint, asdict(command.model), settings, force=command.resume == "force")
+    if accepted:
+        log.warning("resume=force: resuming %s with other settings (%s)", checkpoint, "; ".join(accepted))
+    log.info("resuming from %s", checkpoint)
+    return str(checkpoint)
+
+
+def build_callbacks(command: PretrainCommand, run_dir: Path, settings: dict) -> list:
+    """Checkpointing (periodic last, final step, best val/loss), settings for resume, skip and lr logs, probe."""
+    periodic = RunFolderCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="step{step:06d}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=command.trainer.checkpoint_every_steps,
+        save_top_k=0,
+        save_last=True,
+    )
+    best = RunFolderCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1
+    )
+    callbacks = [
+        periodic,
+        FinalCheckpoint(periodic),
+        best,
+        ResumeSettings(settings),
+        SkippedSamplesLogger(),
+        LearningRateMonitor(logging_interval="step"),
+    ]
+    if command.online_probe.every_steps:
+        data = command.datamodule
+        callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size))
+    if command.trainer.progress_bar:
+        callbacks.append(RichProgressBar())
+    return callbacks
+
+
+def remove_torn_checkpoints(run_dir: Path) -> None:
+    """Delete the temporaries of checkpoint saves that a kill interrupted (``AtomicFile`` names, ``.ckpt`` only)."""
+    for stale in remove_stale_temporaries(run_dir / "checkpoints", of="*.ckpt"):
+        log.warning("removed %s, left by a checkpoint save that was killed midway", stale)
 
 
 def check_data(config: DataModuleConfig, validate: bool) -> None:
@@ -96,40 +135,17 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(command.seed, workers=True, verbose=False)
     trainer_config = command.trainer
-    model_hparams = asdict(command.model)
-    checkpoint = resolve_checkpoint(command, run_dir)
-    if checkpoint is not None:
-        check_resumable(checkpoint, model_hparams)
-        log.info("resuming from %s", checkpoint)
+    settings = resume_settings(command)
+    checkpoint = resume_from(command, run_dir, settings)
 
     datamodule = SceneDataModule(command.datamodule)
     module = PretrainModule(
-        model=model_hparams,
+        model=asdict(command.model),
         optim=asdict(command.optim),
         total_steps=trainer_config.max_steps,
         max_nan_steps=trainer_config.max_nan_steps,
         compile=trainer_config.compile,
     )
-    periodic = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="step{step:06d}",
-        auto_insert_metric_name=False,
-        every_n_train_steps=trainer_config.checkpoint_every_steps,
-        save_top_k=0,
-        save_last=True,
-    )
-    callbacks = [
-        periodic,
-        FinalCheckpoint(periodic),
-        ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss", mode="min", save_top_k=1),
-        SkippedSamplesLogger(),
-        LearningRateMonitor(logging_interval="step"),
-    ]
-    if command.online_probe.every_steps:
-        data = command.datamodule
-        callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size))
-    if trainer_config.progress_bar:
-        callbacks.append(RichProgressBar())
     precision = trainer_config.precision
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() and trainer_config.accelerator != "cpu" else "32-true"
@@ -150,12 +166,13 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         log_every_n_steps=trainer_config.log_every_steps,
         deterministic=trainer_config.deterministic,
         logger=build_loggers(command, run_dir),
-        callbacks=callbacks,
+        callbacks=build_callbacks(command, run_dir, settings),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=trainer_config.progress_bar,
         enable_model_summary=trainer_config.progress_bar,
     )
     if trainer.is_global_zero:
+        remove_torn_checkpoints(run_dir)
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(command)).encode())
         _remember_wandb_id(trainer, run_dir)
     start = time.perf_counter()

@@ -1,0 +1,164 @@
+"""Run folders: moved between a kill and the resume, left with torn temporaries, resumed with other settings."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from psfm.datamodules.datamodule import SceneDataModule
+from psfm.errors import UsageError
+from psfm.training.train import train
+from tests.training.conftest import tiny_command
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_after(step: int, monkeypatch) -> None:
+    """The next ``train`` dies when the batch for step ``step + 1`` arrives (its last checkpoint is at ``step``)."""
+    original = SceneDataModule.on_after_batch_transfer
+
+    def crash(self, batch, index):
+        if self.trainer.training and self.trainer.global_step == step:
+            monkeypatch.setattr(SceneDataModule, "on_after_batch_transfer", original)
+            raise _Crash
+        return original(self, batch, index)
+
+    monkeypatch.setattr(SceneDataModule, "on_after_batch_transfer", crash)
+
+
+def _count_training_batches(monkeypatch) -> list[int]:
+    """The global step of each training batch the next ``train`` calls run (so where they resumed)."""
+    steps: list[int] = []
+    original = SceneDataModule.on_after_batch_transfer
+
+    def count(self, batch, index):
+        if self.trainer.training:
+            steps.append(self.trainer.global_step)
+        return original(self, batch, index)
+
+    monkeypatch.setattr(SceneDataModule, "on_after_batch_transfer", count)
+    return steps
+
+
+def _checkpoint(path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def _best_state(checkpoint: dict) -> dict:
+    return next(state for key, state in checkpoint["callbacks"].items() if "val/loss" in key)
+
+
+def test_a_run_moved_between_a_kill_and_the_resume_keeps_writing_last_ckpt(tiny_world, tmp_path, monkeypatch):
+    """Lightning forgot its file names after a move and wrote ``last-v1.ckpt``; resume=auto reads ``last.ckpt``.
+
+    So every later re-run restarted from the step before the move, and wrote ``last-v2.ckpt``, ...
+    """
+    _crash_after(4, monkeypatch)
+    with pytest.raises(_Crash):
+        train(tiny_command(tiny_world, tmp_path / "before", max_steps=6))
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    moved = tmp_path / "after" / "checkpoints"
+
+    assert train(tiny_command(tiny_world, tmp_path / "after", max_steps=6))["global_step"] == 6
+    assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert _checkpoint(moved / "last.ckpt")["global_step"] == 6
+
+    assert train(tiny_command(tiny_world, tmp_path / "after", max_steps=8))["global_step"] == 8  # from 6, not 4
+    assert sorted(path.name for path in moved.iterdir()) == ["best.ckpt", "last.ckpt"]
+    last = _checkpoint(moved / "last.ckpt")
+    assert last["global_step"] == 8
+    best = _best_state(last)  # the best score followed the folder instead of being forgotten
+    assert best["best_model_score"] is not None and best["best_model_path"] == str(moved.resolve() / "best.ckpt")
+
+
+def test_a_folder_already_holding_versioned_last_files_resumes_from_the_newest(tiny_world, tmp_path, monkeypatch):
+    """Run folders that the old behaviour left with ``last.ckpt`` at step 2 and ``last-v1.ckpt`` at step 4."""
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
+    train(command)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    shutil.copy(checkpoints / "last.ckpt", tmp_path / "step2.ckpt")
+    train(replace(command, trainer=replace(command.trainer, max_steps=4)))
+    (checkpoints / "last.ckpt").rename(checkpoints / "last-v1.ckpt")
+    shutil.copy(tmp_path / "step2.ckpt", checkpoints / "last.ckpt")
+
+    trained = _count_training_batches(monkeypatch)
+    assert train(replace(command, trainer=replace(command.trainer, max_steps=6)))["global_step"] == 6
+    assert trained == [4, 5]  # resumed at step 4 (last-v1.ckpt), not 2
+    assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == 6
+
+
+def test_temporaries_of_a_save_killed_midway_are_removed_on_start(tiny_world, tmp_path, caplog):
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
+    train(command)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    stale = [checkpoints / ".last.ckpt.k3q9x0ab.tmp", checkpoints / ".step000004.ckpt.abc.tmp"]
+    kept = [checkpoints / "notes.tmp", checkpoints / ".hidden.tmp", checkpoints / "keep.txt"]
+    for path in stale + kept:
+        path.write_bytes(b"half a checkpoint")
+
+    with caplog.at_level(logging.INFO, logger="psfm.pretrain"):
+        train(replace(command, trainer=replace(command.trainer, max_steps=3)))
+
+    assert [path for path in stale if path.exists()] == []
+    assert all(path.exists() for path in kept)  # only AtomicFile's temporaries of .ckpt files go
+    assert all(path.name in caplog.text for path in stale)
+
+
+@pytest.fixture
+def finished_run(tiny_world, tmp_path):
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
+    train(command)
+    command.trainer.max_steps = 3  # extending a run is what resuming it with another max_steps means
+    return command
+
+
+def test_resuming_with_other_optimizer_batch_size_or_data_is_refused_naming_each(finished_run, tmp_path):
+    other_data = tmp_path / "other_world"
+    shutil.copytree(finished_run.datamodule.train, other_data)
+    changed = replace(
+        finished_run,
+        optim=replace(finished_run.optim, lr=5e-4),
+        datamodule=replace(finished_run.datamodule, batch_size=3, train=str(other_data)),
+    )
+    with pytest.raises(UsageError) as refused:
+        train(changed)
+    message = str(refused.value)
+    assert "\n" not in message and "resume=force" in message
+    assert "optim.lr: 0.001 in the checkpoint, 0.0005 now" in message
+    assert "datamodule.batch_size: 2 in the checkpoint, 3 now" in message
+    assert f"datamodule.train: {finished_run.datamodule.train!r} in the checkpoint" in message
+    assert "trainer.max_steps" not in message
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda c: replace(c, optim=replace(c.optim, warmup_steps=5)), id="optim"),
+        pytest.param(lambda c: replace(c, datamodule=replace(c.datamodule, image_size=[16, 16])), id="image_size"),
+        pytest.param(
+            lambda c: replace(c, datamodule=replace(c.datamodule, views=replace(c.datamodule.views, max_views=5))),
+            id="views",
+        ),
+    ],
+)
+def test_each_setting_a_resume_must_keep_is_compared(finished_run, change):
+    with pytest.raises(UsageError, match="resume=force"):
+        train(change(finished_run))
+
+
+def test_resume_force_resumes_other_settings_but_never_another_model(finished_run, caplog):
+    changed = replace(finished_run, optim=replace(finished_run.optim, lr=5e-4), resume="force")
+    with caplog.at_level(logging.WARNING, logger="psfm.pretrain"):
+        assert train(changed)["global_step"] == 3
+    assert "optim.lr: 0.001 in the checkpoint, 0.0005 now" in caplog.text
+
+    encoder = replace(finished_run.model.encoder, num_latents=8)
+    other_model = replace(changed, model=replace(finished_run.model, encoder=encoder))
+    with pytest.raises(UsageError, match=r"different model configuration \(model.encoder.num_latents: 4"):
+        train(other_model)
