@@ -128,3 +128,13 @@ def test_load_of_an_export_without_its_weights_names_the_missing_file(tmp_path):
     (tmp_path / "encoder.json").write_text('{"format": "psfm-encoder", "version": 1}')
     with pytest.raises(FileNotFoundError, match="encoder.safetensors"):
         load(tmp_path)
+
+
+def test_world_refuses_a_folder_another_writer_holds(tmp_path, monkeypatch, capsys):
+    from psfm.datamodules.writer import ShardWriter
+
+    tiny = ["world.height=32", "world.width=32", "world.views_per_scene=3", "progress=false", "workers=1"]
+    with ShardWriter(tmp_path / "w" / "train", 4, info={"another": "writer"}):
+        argv = ["world", "out=w", "scenes.train=2", "scenes.val=0", *tiny]
+        message = one_line_exit(argv, tmp_path, monkeypatch, capsys)
+    assert "w/train: another writer holds this folder" in message

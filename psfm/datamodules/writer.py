@@ -5,7 +5,8 @@ Every producer (the procedural world, real-capture converters, the QA pipeline) 
 name only once complete; ``manifest.json`` (also replaced atomically) lists the complete shards
 with their sample counts, keys and SHA-256. Re-opening a directory resumes: keys already listed
 are reported by ``done_keys`` so the producer skips them, and leftovers of a killed run are swept
-(temporary files, and a shard renamed into place just before the kill but never listed).
+(temporary files, and a shard renamed into place just before the kill but never listed). One
+writer at a time: a second on the same folder is refused (``psfm.locks``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from psfm.datamodules.format import META_MEMBER, VIEW_MEMBER_PATTERN, ShardFormatError, check_key, parse_meta
 from psfm.datamodules.sample import ShardSample
 from psfm.io import AtomicFile, atomic_write_json, remove_stale_temporaries
+from psfm.locks import FolderLock
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ class ShardWriter:
     a resumed run writes exactly the shards an uninterrupted one would.
 
     Args:
-        directory: output folder (created).
+        directory: output folder (created), locked until the writer closes or its process ends: a
+            second writer on it raises ``FolderBusyError`` before touching anything.
         samples_per_shard: scenes per tar.
         info: producer description stored in the manifest (e.g. the world config). Resuming with a
             different ``info`` is refused, since mixing two configurations in one dataset is a bug.
@@ -83,6 +86,18 @@ class ShardWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.samples_per_shard = samples_per_shard
         self.prefix = prefix
+        self._lock = FolderLock(self.directory)  # before the sweep below: it would delete a live writer's files
+        try:
+            self._open_folder(info)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._open: tuple[AtomicFile, tarfile.TarFile, _HashingWriter] | None = None
+        self._open_keys: list[str] = []
+        self._open_name = ""
+
+    def _open_folder(self, info: dict[str, Any] | None) -> None:
+        """Sweep a killed run's leftovers and load (or start) the manifest."""
         for stale in remove_stale_temporaries(self.directory):
             log.warning("removed %s left by an interrupted writer", stale)
         # a JSON round trip so tuples and lists compare equal with what a manifest stores
@@ -95,9 +110,6 @@ class ShardWriter:
             log.warning(
                 "removed %s: complete but not in the manifest (the writer was killed before listing it)", orphan
             )
-        self._open: tuple[AtomicFile, tarfile.TarFile, _HashingWriter] | None = None
-        self._open_keys: list[str] = []
-        self._open_name = ""
 
     # manifest ---------------------------------------------------------------------------------
     def _unlisted_shards(self) -> list[Path]:
@@ -177,18 +189,25 @@ class ShardWriter:
         self._open, self._open_keys = None, []
 
     def close(self) -> None:
-        if self._open is not None:
-            self._finish_shard()
-        elif not (self.directory / MANIFEST_NAME).exists():
-            self._save_manifest()
+        """Finish the open shard and the manifest, then unlock the folder."""
+        try:
+            if self._open is not None:
+                self._finish_shard()
+            elif not (self.directory / MANIFEST_NAME).exists():
+                self._save_manifest()
+        finally:
+            self._lock.release()
 
     def abort(self) -> None:
-        """Drop the open shard (its temporary file is deleted); complete shards stay."""
-        if self._open is not None:
-            atomic, tar, _ = self._open
-            tar.close()
-            atomic.discard()
-            self._open, self._open_keys = None, []
+        """Drop the open shard (its temporary file is deleted), then unlock; complete shards stay."""
+        try:
+            if self._open is not None:
+                atomic, tar, _ = self._open
+                tar.close()
+                atomic.discard()
+                self._open, self._open_keys = None, []
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> ShardWriter:
         return self

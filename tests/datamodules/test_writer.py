@@ -15,6 +15,8 @@ import pytest
 from psfm.datamodules.format import ShardFormatError, dump_meta
 from psfm.datamodules.sample import ShardSample
 from psfm.datamodules.writer import ShardWriter, read_manifest, verify_shards
+from psfm.errors import UsageError
+from psfm.locks import LOCK_NAME
 from tests.conftest import synthetic_scene
 
 SIZE = 16
@@ -32,6 +34,11 @@ def write_all(directory: Path, samples: list[ShardSample], per_shard: int = 4, i
     with ShardWriter(directory, per_shard, info=info) as writer:
         for sample in samples:
             writer.write(sample)
+
+
+def contents(directory: Path) -> list[Path]:
+    """The folder's files, the writers' lock file aside (it stays, empty, once a writer has been there)."""
+    return sorted(path for path in directory.iterdir() if path.name != LOCK_NAME)
 
 
 def tar_names(directory: Path) -> list[str]:
@@ -114,7 +121,7 @@ def test_exception_discards_the_open_shard_and_keeps_complete_ones(tmp_path):
         for sample in samples:
             writer.write(sample)
         raise RuntimeError("producer crashed")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["manifest.json", "shard-000000.tar"]
+    assert sorted(path.name for path in contents(tmp_path)) == ["manifest.json", "shard-000000.tar"]
     manifest = read_manifest(tmp_path)
     assert [shard["name"] for shard in manifest["shards"]] == ["shard-000000.tar"]
     assert manifest["num_samples"] == 4 and manifest["shards"][0]["keys"] == ["s000", "s001", "s002", "s003"]
@@ -142,8 +149,8 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tmp_path):
             if sample.key not in writer.done_keys:
                 writer.write(sample)
 
-    names = sorted(path.name for path in (tmp_path / "straight").iterdir())
-    assert names == sorted(path.name for path in resumed.iterdir())
+    names = sorted(path.name for path in contents(tmp_path / "straight"))
+    assert names == sorted(path.name for path in contents(resumed))
     for name in names:
         assert (resumed / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
 
@@ -203,7 +210,7 @@ def assert_consistent(directory: Path) -> None:
 def test_a_kill_at_any_file_operation_leaves_a_consistent_folder_that_resumes_exactly(tmp_path, monkeypatch):
     samples = make_samples(10)
     produce(tmp_path / "straight", samples)
-    expected = {path.name: path.read_bytes() for path in (tmp_path / "straight").iterdir()}
+    expected = {path.name: path.read_bytes() for path in contents(tmp_path / "straight")}
     with monkeypatch.context() as patch:
         operations = FileOperations(patch)
         produce(tmp_path / "counted", samples)
@@ -219,7 +226,7 @@ def test_a_kill_at_any_file_operation_leaves_a_consistent_folder_that_resumes_ex
 
         produce(directory, samples)  # re-run the producer: it resumes
 
-        assert {path.name: path.read_bytes() for path in directory.iterdir()} == expected, f"killed at {die_at}"
+        assert {path.name: path.read_bytes() for path in contents(directory)} == expected, f"killed at {die_at}"
 
 
 def test_a_scene_in_a_closed_shard_is_refused_in_the_same_session(tmp_path):
@@ -269,10 +276,10 @@ def test_resume_reports_done_keys_refuses_duplicates_and_continues_numbering(tmp
 )
 def test_resume_with_a_different_info_is_refused(tmp_path, other_info, field):
     write_all(tmp_path, make_samples(2), per_shard=4)
-    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    before = {path.name: path.read_bytes() for path in contents(tmp_path)}
     with pytest.raises(ValueError, match=rf"different configuration \({field}: "):
         ShardWriter(tmp_path, 4, info=other_info)
-    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert {path.name: path.read_bytes() for path in contents(tmp_path)} == before
 
 
 def test_info_with_tuples_resumes_as_the_same_configuration(tmp_path):
@@ -377,9 +384,9 @@ def test_writer_refuses_names_with_a_trailing_newline(tmp_path, case):
 def test_same_samples_give_byte_identical_shards_and_manifests(tmp_path):
     write_all(tmp_path / "a", make_samples(6), per_shard=4)
     write_all(tmp_path / "b", make_samples(6), per_shard=4)  # rebuilt from scratch, not the same objects
-    names = sorted(path.name for path in (tmp_path / "a").iterdir())
+    names = sorted(path.name for path in contents(tmp_path / "a"))
     assert names == ["manifest.json", "shard-000000.tar", "shard-000001.tar"]
-    assert names == sorted(path.name for path in (tmp_path / "b").iterdir())
+    assert names == sorted(path.name for path in contents(tmp_path / "b"))
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     write_all(tmp_path / "c", make_samples(6, seed=1), per_shard=4)
@@ -436,3 +443,28 @@ def test_tar_headers_are_normalised(tmp_path):
         for member in tar.getmembers():
             assert member.isfile() and member.mtime == 0 and member.uid == member.gid == 0
             assert member.uname == member.gname == "" and member.mode == 0o644
+
+
+# one writer per folder ----------------------------------------------------------------------------
+
+
+def test_a_second_writer_on_the_same_folder_is_refused_naming_it(tmp_path):
+    """Two writers on one folder swept each other's temporaries and overwrote each other's shards."""
+    with ShardWriter(tmp_path, 4, info=INFO) as first:
+        first.write(make_samples(1)[0])
+        with pytest.raises(UsageError, match=f"{tmp_path}: another writer holds this folder") as refused:
+            ShardWriter(tmp_path, 4, info=INFO)
+        assert "\n" not in str(refused.value)
+        assert temporaries(tmp_path) != []  # the first writer's open shard survived the refused second
+    write_all(tmp_path, make_samples(1, start=1))  # released on exit: the next writer resumes
+    assert read_manifest(tmp_path)["num_samples"] == 2
+
+
+def test_the_lock_is_released_when_the_writer_fails(tmp_path):
+    (tmp_path / "manifest.json").write_bytes(b"\x00garbage")
+    with pytest.raises(ShardFormatError):
+        ShardWriter(tmp_path, 4, info=INFO)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(RuntimeError, match="boom"), ShardWriter(tmp_path, 4, info=INFO):
+        raise RuntimeError("boom")
+    write_all(tmp_path, make_samples(1))  # neither failure left the folder locked
