@@ -110,7 +110,8 @@ class SceneDataModule(L.LightningDataModule):
                 options, batches_per_epoch=max(1, math.ceil(total / (self._world_size() * options.batch_size)))
             )
         workers = self.config.num_workers
-        dataset = build_pipeline(shards.urls, options, self.train_epoch if train else self.val_epoch, workers)
+        epoch = self.train_epoch if train else self.val_epoch
+        dataset = build_pipeline(shards.urls, options, epoch, workers, shards.scene_counts)
         on_empty = None
         if train:  # plain values, not a method: a loader pointing back at its datamodule would close a cycle,
             # and a loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import glob
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import braceexpand
@@ -14,10 +14,15 @@ from psfm.datamodules.writer import MANIFEST_NAME, read_manifest
 
 @dataclass(frozen=True)
 class ShardSet:
-    """Resolved shard URLs and, when every source has a manifest, the total scene count."""
+    """Resolved shard URLs and, when every source has a manifest, the total scene count.
+
+    ``scene_counts`` maps each URL a manifest lists to its scene count (also when other sources have
+    none), so the reader can tell a shard that lost scenes from one that never had them.
+    """
 
     urls: tuple[str, ...]
     num_samples: int | None
+    scene_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
@@ -30,6 +35,7 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
     if isinstance(sources, str):
         sources = sources.split("::")
     urls: list[str] = []
+    counts: dict[str, int] = {}
     total: int | None = 0
     for source in sources:
         source = str(source).strip()
@@ -46,7 +52,9 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
                     f"{path}: folder has no {MANIFEST_NAME}; pass the shard files or a glob instead"
                 )
             manifest = read_manifest(path)
-            urls.extend(str(path / shard["name"]) for shard in manifest["shards"])
+            listed = {str(path / shard["name"]): int(shard["num_samples"]) for shard in manifest["shards"]}
+            urls.extend(listed)
+            counts.update(listed)
             total = None if total is None else total + manifest["num_samples"]
             continue
         expanded = [
@@ -61,4 +69,4 @@ def resolve_shards(sources: str | Sequence[str]) -> ShardSet:
         total = None
     if not urls:
         raise ValueError(f"no shards found in {list(sources)!r}")
-    return ShardSet(tuple(urls), total)
+    return ShardSet(tuple(urls), total, counts)

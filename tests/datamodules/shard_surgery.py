@@ -37,3 +37,35 @@ def edit_first_meta(shard: Path, edit: Callable[[dict], None]) -> str:
 
     rewrite_first_member(shard, ".meta.json", transform)
     return edited["key"]
+
+
+def _members(shard: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    with tarfile.open(shard) as tar:
+        return [(info, tar.extractfile(info).read()) for info in tar.getmembers()]
+
+
+def cut_before_scene(shard: Path, scene_index: int) -> None:
+    """Truncate the tar at the header of scene ``scene_index``'s first member: a 512-byte block boundary,
+    where the cut tar still reads as a valid one holding only the scenes before."""
+    with tarfile.open(shard) as tar:
+        firsts = {}
+        for info in tar.getmembers():
+            firsts.setdefault(info.name.split(".", 1)[0], info.offset)
+    offset = list(firsts.values())[scene_index]
+    shard.write_bytes(shard.read_bytes()[:offset])
+
+
+def insert_member(shard: Path, after_suffix: str, name: str, data: bytes, kind: bytes = tarfile.REGTYPE) -> None:
+    """Add member ``name`` right after the first member whose name ends with ``after_suffix``."""
+    members = _members(shard)
+    with tarfile.open(shard, "w") as tar:
+        inserted = False
+        for info, content in members:
+            tar.addfile(info, io.BytesIO(content))
+            if not inserted and info.name.endswith(after_suffix):
+                extra = tarfile.TarInfo(name)
+                extra.type, extra.size = kind, len(data) if kind == tarfile.REGTYPE else 0
+                if kind == tarfile.SYMTYPE:
+                    extra.linkname = "/etc/passwd"
+                tar.addfile(extra, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+                inserted = True

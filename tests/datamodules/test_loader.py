@@ -240,7 +240,7 @@ def test_each_skipped_scene_is_reported_exactly_once(tmp_path):
     assert SKIPS.drain() == 0
 
 
-def test_bad_samples_are_skipped_counted_and_named(scene_shards, caplog):
+def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, caplog):
     directory, keys = scene_shards
     shards = sorted(directory.glob("*.tar"))
     rewrite_first_member(shards[0], ".000.rgb.png", lambda data: data[: len(data) // 3])  # truncated image
@@ -289,11 +289,12 @@ def _nan_intrinsics(record: dict) -> None:
         (_nan_intrinsics, "'views[1].intrinsics' holds NaN"),
     ],
 )
-def test_a_scene_with_an_impossible_camera_is_skipped_counted_and_named(scene_shards, caplog, edit, fragment):
+def test_a_scene_with_an_impossible_camera_is_skipped_counted_and_named(
+    scene_shards, fresh_skips, caplog, edit, fragment
+):
     directory, keys = scene_shards
     shard = sorted(directory.glob("*.tar"))[0]
     bad = edit_first_meta(shard, edit)
-    SKIPS.drain()
     with caplog.at_level("WARNING", logger="psfm.data"):
         batches = stream(resolve_shards(str(directory)).urls, views=ViewSampling(6, 6))
     assert sorted(k for b in batches for k in b.scene_keys) == [key for key in keys if key != bad]
