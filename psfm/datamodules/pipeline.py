@@ -88,6 +88,7 @@ def build_pipeline(
             options.partial,
             options.pose_noise,
             limit,
+            carry_final_skips=not options.resampled,  # a finite epoch's last batch takes every skip out
         ),
     ]
     pipeline = wds.DataPipeline(*stages)

@@ -261,6 +261,17 @@ def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, ca
     assert "missing.tar" in log
 
 
+def test_skips_after_the_last_batch_of_a_finite_stream_travel_in_that_batch(tmp_path):
+    """A scene skipped after the last full batch stayed in the worker's counter: no batch ever reported it."""
+    write_scenes_with_views(tmp_path / "shards", [4, 4, 4, 4, 1, 1])  # the last two scenes below min_views
+    SKIPS.drain()
+    urls = resolve_shards(str(tmp_path / "shards")).urls
+    batches = stream(urls, batch_size=2, views=ViewSampling(2, 3), shuffle_shards=False)
+    assert [batch.skipped for batch in batches] == [0, 2]
+    resampled = stream(urls, batch_size=2, views=ViewSampling(2, 3), resampled=True, batches_per_epoch=3)
+    assert len(resampled) == 3  # an endless stream is not held back: it has no last batch
+
+
 def _zero_poses(record: dict) -> None:
     for view in record["views"]:
         view["cam_to_world"] = [[0.0] * 4] * 4
