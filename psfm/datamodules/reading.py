@@ -138,8 +138,12 @@ class ShardReader:
                 read += 1
                 yield scene
         except Exception as error:  # a shard that cannot be read is skipped and counted, never fatal
-            lost = None if expected is None else expected - read
-            SKIPS.add(reason_of(error), _lost(url, error, read, expected), scenes=lost or 1)
+            if expected is not None and read >= expected:  # every listed scene arrived: nothing to count
+                log.warning("%s (every scene its manifest lists was read)", _lost(url, error, read, expected))
+            else:
+                SKIPS.add(
+                    reason_of(error), _lost(url, error, read, expected), scenes=expected - read if expected else 1
+                )
             return
         finally:
             _close(stream)
