@@ -45,8 +45,8 @@ class MultiViewBatch:
             decoder can predict from the context, so it must not be in the targets.
         scene_keys: B scene identifiers.
         pose_sources: B of ``POSE_SOURCES``.
-        skipped: samples the producing worker skipped (corrupt/invalid) since its previous batch;
-            summed over batches, workers and ranks this is the run's skip count.
+        skipped: scenes the producing worker skipped or lost (corrupt, invalid, missing from a short shard)
+            since its previous batch; summed over batches, workers and ranks this is the run's skip count.
     """
 
     images: torch.Tensor

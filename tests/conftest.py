@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from psfm.datamodules.sample import build_sample
+from psfm.datamodules.skips import SKIPS
 from psfm.datamodules.writer import ShardWriter
 from psfm.geometry import intrinsics_from_fov, look_at
 from psfm.types import MultiViewBatch
@@ -55,6 +56,18 @@ def write_scenes_with_views(directory: Path, views_per_scene: list[int]) -> list
         for key, views in zip(keys, views_per_scene, strict=True):
             writer.write(synthetic_scene(key, rng, views, 16))
     return keys
+
+
+@pytest.fixture
+def fresh_skips():
+    """This process's skip counter, drained and with its log limit reset.
+
+    It logs the first 20 skips per process only, and the tests share one process: without the reset a
+    test that checks a 'skipped' warning passes alone and fails after twenty skips of earlier tests.
+    """
+    SKIPS.drain()
+    SKIPS.events = 0
+    return SKIPS
 
 
 @pytest.fixture

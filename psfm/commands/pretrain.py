@@ -22,12 +22,17 @@ ConfigStore.instance().store(name="pretrain_schema", node=PretrainCommand)
 
 
 def summary_table(metrics: dict[str, float]) -> Table:
-    """Final metrics, with each teacher's unseen-view loss beside its two non-learned references."""
+    """Final metrics, with each teacher's unseen-view loss beside its two non-learned references.
+
+    ``data/`` keys are shown too: scenes skipped in the last epoch and since the run began, so data lost to
+    corruption is in front of the person reading the result, not only in the logs.
+    """
     table = Table(title="pretrain: final metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    shown = ("val/", "train/loss", "data/", "global_step", "seconds", "nan_steps")
     for key in sorted(metrics):
-        if key.startswith(("val/", "train/loss", "global_step", "seconds", "nan_steps")) and not key.endswith("_step"):
+        if key.startswith(shown) and not key.endswith("_step"):
             table.add_row(key, f"{metrics[key]:.4f}" if metrics[key] % 1 else f"{metrics[key]:.0f}")
     return table
 

@@ -39,28 +39,38 @@ ConfigStore.instance().store(name="shards_schema", node=ShardsCommand)
 
 def _summary_table(data: str, report, problems: list[str]) -> Table:
     table = Table(title=f"shards: {data}", show_header=False)
-    table.add_row("scenes", str(report.scenes))
+    table.add_row("scenes in manifest", "-" if report.manifest_scenes is None else str(report.manifest_scenes))
+    table.add_row("scenes read", str(report.scenes))
     table.add_row("views", f"{report.views} ({dict(sorted(report.views_per_scene.items()))} views/scene)")
     table.add_row("image sizes", ", ".join(f"{size} x{n}" for size, n in report.image_sizes.items()))
     table.add_row("pose sources", ", ".join(f"{source} x{n}" for source, n in report.pose_sources.items()))
     table.add_row("with depth / masks", f"{report.with_depth} / {report.with_mask}")
     table.add_row("objects", ", ".join(f"{name} x{n}" for name, n in report.categories.most_common()) or "-")
-    table.add_row("skipped", f"{report.skipped} {dict(report.skip_reasons) if report.skipped else ''}")
+    table.add_row("scenes skipped", f"{report.skipped} {dict(report.skip_reasons) if report.skipped else ''}")
+    if report.unaccounted:
+        table.add_row("unaccounted", f"[red]{report.unaccounted} (manifest - read - skipped)")
     table.add_row("checksums", "ok" if not problems else f"[red]{len(problems)} problem(s)")
     return table
 
 
-def run(cfg: DictConfig | ShardsCommand) -> dict[str, float]:
-    """Returns counts and loader throughput (scenes/s, views/s) for tests and logs."""
+def run(cfg: DictConfig | ShardsCommand) -> dict[str, float | None]:
+    """Returns counts (``manifest_scenes`` is None without a manifest) and loader throughput (scenes/s, views/s)."""
     command: ShardsCommand = to_command(cfg)
     console = Console()
     shards = resolve_shards(command.data, key="data")
     problems = verify_shards(command.data) if command.verify and (Path(command.data) / MANIFEST_NAME).exists() else []
     for problem in problems:
         log.error(problem)
-    report = inspect_shards(shards.urls, decode=command.verify)
+    report = inspect_shards(shards.urls, decode=command.verify, scene_counts=shards.scene_counts)
     console.print(_summary_table(command.data, report, problems))
-    metrics = {"scenes": report.scenes, "skipped": report.skipped, "checksum_problems": len(problems)}
+    metrics = {
+        "scenes": report.scenes,
+        "skipped": report.skipped,
+        "manifest_scenes": report.manifest_scenes,
+        "unaccounted": report.unaccounted,
+        "checksum_problems": len(problems),
+        **{f"skipped/{reason}": count for reason, count in report.skip_reasons.items()},
+    }
     if command.batches > 0:
         command.datamodule.train = command.data
         loader = SceneDataModule(command.datamodule).train_dataloader()
@@ -91,7 +101,7 @@ def run(cfg: DictConfig | ShardsCommand) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         metrics = run(cfg)
-        if metrics["skipped"] or metrics["checksum_problems"]:
+        if metrics["skipped"] or metrics["unaccounted"] or metrics["checksum_problems"]:
             raise SystemExit(1)
     except (UsageError, NoUsableScenesError) as error:
         raise SystemExit(f"psfm shards: {error}") from None

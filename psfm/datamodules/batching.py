@@ -70,6 +70,10 @@ class SceneBatcher:
     V is drawn once per batch; a scene with fewer views lowers V for its whole batch (earlier
     scenes keep a prefix of their random selection), a scene with fewer than ``min_views`` is
     skipped and counted, and so is one whose images fail to decode.
+
+    ``carry_final_skips`` (finite streams) holds each batch back until the next is made, so skips that
+    happen after the last full batch (a truncated last shard, bad last scenes) still leave the process
+    inside the final batch, and an epoch's batches account for every scene it lost.
     """
 
     def __init__(
@@ -85,14 +89,30 @@ class SceneBatcher:
         partial: bool = True,
         pose_noise: PoseNoise | None = None,
         draw_limit: DrawLimit | None = None,
+        carry_final_skips: bool = False,
     ):
         self.batch_size, self.views, self.image_size = batch_size, views, tuple(image_size)
         self.draw_limit = draw_limit  # told of every batch: the shard stage's count of fruitless draws restarts
         self.pose_noise = pose_noise if pose_noise is not None and pose_noise.active else None
         self.epoch, self.seed, self.crop = epoch, seed, crop
         self.load_depth, self.load_mask, self.partial = load_depth, load_mask, partial
+        self.carry_final_skips = carry_final_skips
 
     def __call__(self, source: Iterator[ParsedScene]) -> Iterator[MultiViewBatch]:
+        if not self.carry_final_skips:
+            yield from self.batches(source)
+            return
+        held = None
+        for batch in self.batches(source):
+            if held is not None:
+                yield held
+            held = batch
+        if held is not None:
+            held.skipped += SKIPS.drain()
+            yield held
+
+    def batches(self, source: Iterator[ParsedScene]) -> Iterator[MultiViewBatch]:
+        """The batches of ``source``, each carrying the skips since the previous one."""
         rng = stage_rng(self.seed, self.epoch.get(), "views")
         # its own stream, so turning pose noise on changes the poses and not which views, crops or scenes follow
         noise_rng = stage_rng(self.seed, self.epoch.get(), "pose_noise")

@@ -118,7 +118,8 @@ class SceneDataModule(L.LightningDataModule):
                 options, batches_per_epoch=max(1, math.ceil(total / (self._world_size() * options.batch_size)))
             )
         workers = self.config.num_workers
-        dataset = build_pipeline(shards.urls, options, self.train_epoch if train else self.val_epoch, workers)
+        epoch = self.train_epoch if train else self.val_epoch
+        dataset = build_pipeline(shards.urls, options, epoch, workers, shards.scene_counts)
         on_empty = None
         if train:  # plain values, not a method: a loader pointing back at its datamodule would close a cycle,
             # and a loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker
@@ -126,9 +127,10 @@ class SceneDataModule(L.LightningDataModule):
             on_empty = partial(_no_batch, sources, shards.urls, self.config.views.min_views, consumers)
         return EpochLoader(
             dataset,
-            self.train_epoch if train else self.val_epoch,
+            epoch,
             follow_epoch=train,
             on_empty=on_empty,
+            manifest_scenes=None if options.resampled else shards.num_samples,
             batch_size=None,  # the pipeline batches (one V per batch)
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -138,6 +140,15 @@ class SceneDataModule(L.LightningDataModule):
             # the device-side augmentation uses and checkpoints restore (exact resume)
             generator=torch.Generator().manual_seed(self.config.seed),
         )
+
+    def train_epoch_account(self) -> tuple[int, int, bool, int] | None:
+        """(scenes read, scenes skipped, read to its end, scenes the manifests list) of this process's latest
+        training epoch; None when there is nothing to compare with (resampled epochs draw shards at random;
+        a glob or ``pipe:`` source has no manifest), the same answer on every rank."""
+        loader = self._train_loader
+        if loader is None or loader.manifest_scenes is None:
+            return None
+        return loader.scenes_read, loader.scenes_skipped, loader.exhausted, loader.manifest_scenes
 
     def train_dataloader(self) -> EpochLoader:
         self._train_loader = self._loader(self.config.train, train=True)

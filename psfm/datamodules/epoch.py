@@ -34,15 +34,28 @@ class EpochLoader(DataLoader):
     off by one), and after ``resume_at(epoch, consumed)`` the next iteration replays that epoch's
     deterministic stream and drops the batches already trained on.
 
+    It also keeps the books of each epoch: ``scenes_read`` and ``scenes_skipped`` (carried by the batches)
+    of the latest iterator, the batches a resume drops included, so that a finite epoch read to its end can
+    be compared with ``manifest_scenes``, what the manifests list (see ``SkippedSamplesLogger``).
+
     ``resume_at`` sets the shared epoch itself rather than waiting for ``set_epoch``: on resume
     Lightning builds the training iterator, and prefetches its first batch, in ``FitLoop.setup_data``,
     *before* its epoch-start hook calls ``set_epoch``, and it reuses that iterator for the first resumed
     epoch. (From the next epoch on it calls ``set_epoch`` first and then iterates anew.)
     """
 
-    def __init__(self, dataset, shared_epoch: SharedEpoch, follow_epoch: bool = True, on_empty=None, **kwargs):
+    def __init__(
+        self,
+        dataset,
+        shared_epoch: SharedEpoch,
+        follow_epoch: bool = True,
+        on_empty=None,
+        manifest_scenes: int | None = None,
+        **kwargs,
+    ):
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
+        self.manifest_scenes = manifest_scenes  # scenes one epoch must account for; None: unknown or resampled
         # called with the epoch when an epoch ends without one batch (it should raise): an empty epoch
         # ends at once and Lightning begins the next, so data without a usable scene looped forever
         self.on_empty = on_empty
@@ -53,6 +66,7 @@ class EpochLoader(DataLoader):
         self.epoch = shared_epoch.get()  # the epoch of the latest iterator
         self.yielded = 0  # batches the latest iterator produced (skipped ones included)
         self.exhausted = False  # the latest iterator reached the end of its epoch
+        self.scenes_read = self.scenes_skipped = 0  # by the latest iterator
         self._skip = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -81,9 +95,10 @@ class EpochLoader(DataLoader):
         self.epoch = self.shared_epoch.get()
         skip, self._skip = self._skip, 0
         self.yielded, self.exhausted = 0, False
+        self.scenes_read = self.scenes_skipped = 0
         for _ in range(skip):  # now, not lazily: the position is right even before the first batch is asked for
             try:
-                next(iterator)
+                self._book(next(iterator))
             except StopIteration:
                 self.exhausted = True
                 break
@@ -95,10 +110,15 @@ class EpochLoader(DataLoader):
         if not self.exhausted:
             for batch in iterator:
                 self.yielded += 1
+                self._book(batch)
                 yield batch
             self.exhausted = True
         if self.yielded == 0 and self.on_empty is not None:
             self.on_empty(self.epoch)
+
+    def _book(self, batch) -> None:
+        self.scenes_read += len(getattr(batch, "scene_keys", ()))
+        self.scenes_skipped += getattr(batch, "skipped", 0)
 
 
 def _ignore_epoch(epoch: int) -> None:

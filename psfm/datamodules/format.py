@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 FORMAT_NAME = "psfm-scene"
 FORMAT_VERSION = 1
 POSE_SOURCES = ("gt", "colmap", "predicted", "none")
@@ -40,10 +42,21 @@ VIEW_MEMBER_PATTERN = re.compile(r"(?P<view>[0-9]{3})\.(?P<kind>rgb\.jpg|rgb\.pn
 META_MEMBER = "meta.json"
 QA_VERSION = 1
 QA_FORMATS = ("free_form", "multiple_choice", "yes_no")
+# how far from a rotation a pose's 3x3 block may be (max |R^T R - I|): float32 poses written through JSON
+# stay within 1e-6, while a scaled, sheared or all-zero block is off by O(1)
+RIGID_TOLERANCE = 1e-3
 
 
 class ShardFormatError(ValueError):
-    """A sample or shard does not follow the format; the message names the file, member and field."""
+    """A sample or shard does not follow the format; the message names the file, member and field.
+
+    ``reason`` names the kind of fault for the loader's skip counts (``non_rigid_pose``, ``unknown_member``...);
+    None counts it under the class name, as every other error.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -117,20 +130,63 @@ def _matrix(value: Any, rows: int, cols: int, field_name: str, where: str) -> tu
     except OverflowError:
         raise ShardFormatError(f"{where}: field '{field_name}' holds a number too large for a float") from None
     if not all(math.isfinite(x) for row in matrix for x in row):
-        raise ShardFormatError(f"{where}: field '{field_name}' holds NaN or infinity")
+        raise ShardFormatError(f"{where}: field '{field_name}' holds NaN or infinity", "non_finite_camera")
     return matrix
 
 
-def _validate_view(view: Any, index: int, members: set[str] | None, where: str) -> ViewMeta:
+def _check_intrinsics(intrinsics: tuple[tuple[float, ...], ...], size: list[int], field_name: str, where: str) -> None:
+    """A pinhole camera whose principal point lies near its image: anything else is a corrupt or misread record.
+
+    The principal point may leave the image (crops, shifted lenses) but not by more than the image's size.
+    """
+    (fx, skew, cx), (zero, fy, cy), bottom = intrinsics
+    if fx <= 0 or fy <= 0:
+        raise ShardFormatError(f"{where}: field '{field_name}' has a non-positive focal length", "bad_intrinsics")
+    if skew != 0 or zero != 0 or bottom != (0.0, 0.0, 1.0):
+        raise ShardFormatError(
+            f"{where}: field '{field_name}' = {[list(row) for row in intrinsics]} is not "
+            "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]",
+            "bad_intrinsics",
+        )
+    height, width = size
+    if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
+        raise ShardFormatError(
+            f"{where}: field '{field_name}' has its principal point ({cx:g}, {cy:g}) outside "
+            f"[-W, 2W] x [-H, 2H] of the {width}x{height} image",
+            "bad_intrinsics",
+        )
+
+
+def _check_rigid(pose: tuple[tuple[float, ...], ...], field_name: str, where: str) -> None:
+    """A camera-to-world pose must be a rotation and a translation: the loader inverts and composes poses,
+    and an all-zero or scaled block either crashes it (a singular matrix) or trains on impossible geometry."""
+    matrix = np.asarray(pose)
+    rotation = matrix[:3, :3]
+    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
+    why = None
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], rtol=0.0, atol=RIGID_TOLERANCE):
+        why = f"last row is {matrix[3].tolist()}, expected [0, 0, 0, 1]"
+    elif error > RIGID_TOLERANCE:
+        why = f"rotation block is not orthonormal: max |R^T R - I| = {error:.3g} > {RIGID_TOLERANCE:g}"
+    elif np.linalg.det(rotation) < 0:
+        why = "rotation block has determinant -1, a reflection"
+    if why is not None:
+        raise ShardFormatError(
+            f"{where}: field '{field_name}' is not a rigid camera-to-world transform ({why})", "non_rigid_pose"
+        )
+
+
+def _validate_view(view: Any, index: int, size: list[int], members: set[str] | None, where: str) -> ViewMeta:
     field_prefix = f"views[{index}]"
     if not isinstance(view, dict):
         raise ShardFormatError(f"{where}: field '{field_prefix}' must be an object")
     image = _require(view, "image", str, f"{where} {field_prefix}")
     intrinsics = _matrix(view.get("intrinsics"), 3, 3, f"{field_prefix}.intrinsics", where)
-    if intrinsics[0][0] <= 0 or intrinsics[1][1] <= 0:
-        raise ShardFormatError(f"{where}: field '{field_prefix}.intrinsics' has a non-positive focal length")
+    _check_intrinsics(intrinsics, size, f"{field_prefix}.intrinsics", where)
     pose = view.get("cam_to_world")
     cam_to_world = None if pose is None else _matrix(pose, 4, 4, f"{field_prefix}.cam_to_world", where)
+    if cam_to_world is not None:
+        _check_rigid(cam_to_world, f"{field_prefix}.cam_to_world", where)
     names = {"image": image, "depth": view.get("depth"), "mask": view.get("mask")}
     for kind, name in names.items():
         if name is None:
@@ -214,7 +270,7 @@ def validate_meta(record: Any, members: set[str] | None = None, where: str = "sa
     views = _require(record, "views", list, where)
     if not views:
         raise ShardFormatError(f"{where}: field 'views' is empty")
-    typed_views = tuple(_validate_view(view, i, members, where) for i, view in enumerate(views))
+    typed_views = tuple(_validate_view(view, i, size, members, where) for i, view in enumerate(views))
     if pose_source != "none" and any(view.cam_to_world is None for view in typed_views):
         raise ShardFormatError(f"{where}: pose_source is {pose_source!r} but some views have no 'cam_to_world'")
     if record.get("qa") is not None:
@@ -227,7 +283,7 @@ def parse_meta(data: bytes, members: set[str] | None = None, where: str = "sampl
     try:
         record = json.loads(data.decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError, JSONDecodeError, and over-long integer literals
-        raise ShardFormatError(f"{where}: meta.json is not valid UTF-8 JSON ({error})") from None
+        raise ShardFormatError(f"{where}: meta.json is not valid UTF-8 JSON ({error})", "invalid_json") from None
     return validate_meta(record, members, where)
 
 

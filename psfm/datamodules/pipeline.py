@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import webdataset as wds
@@ -11,8 +11,8 @@ import webdataset as wds
 from psfm.datamodules.batching import SceneBatcher
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pose_noise import PoseNoise
-from psfm.datamodules.skips import DrawLimit, skip_and_count
-from psfm.datamodules.stages import ResampledShards, ShardList, ShuffleBuffer, parse_scene
+from psfm.datamodules.skips import DrawLimit
+from psfm.datamodules.stages import ResampledShards, ShardList, ShuffleBuffer, scene_reader
 from psfm.datamodules.views import ViewSampling
 
 
@@ -53,9 +53,17 @@ class LoaderOptions:
 
 
 def build_pipeline(
-    urls: Sequence[str], options: LoaderOptions, epoch: SharedEpoch, num_workers: int = 0
+    urls: Sequence[str],
+    options: LoaderOptions,
+    epoch: SharedEpoch,
+    num_workers: int = 0,
+    scene_counts: Mapping[str, int] | None = None,
 ) -> wds.DataPipeline:
-    """The stage list; each stage is a module-level callable so worker processes can pickle it."""
+    """The stage list; each stage is a module-level callable so worker processes can pickle it.
+
+    ``scene_counts`` (url -> scenes its manifest lists, ``ShardSet.scene_counts``) lets the tar reader
+    count the scenes a short or unreadable shard lost, rather than one skip per shard or none.
+    """
     limit = None
     if options.resampled:
         if not options.batches_per_epoch:
@@ -66,8 +74,7 @@ def build_pipeline(
     else:
         stages = [ShardList(urls, epoch, options.seed, options.shuffle_shards), wds.split_by_node, wds.split_by_worker]
     stages += [
-        wds.tarfile_to_samples(handler=skip_and_count),
-        wds.map(parse_scene, handler=skip_and_count),
+        *scene_reader(scene_counts),
         ShuffleBuffer(options.shuffle_buffer, epoch, options.seed),
         SceneBatcher(
             options.batch_size,
@@ -81,6 +88,7 @@ def build_pipeline(
             options.partial,
             options.pose_noise,
             limit,
+            carry_final_skips=not options.resampled,  # a finite epoch's last batch takes every skip out
         ),
     ]
     pipeline = wds.DataPipeline(*stages)

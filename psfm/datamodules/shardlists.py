@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import glob
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import braceexpand
@@ -15,10 +15,15 @@ from psfm.errors import MissingPathError
 
 @dataclass(frozen=True)
 class ShardSet:
-    """Resolved shard URLs and, when every source has a manifest, the total scene count."""
+    """Resolved shard URLs and, when every source has a manifest, the total scene count.
+
+    ``scene_counts`` maps each URL a manifest lists to its scene count (also when other sources have
+    none), so the reader can tell a shard that lost scenes from one that never had them.
+    """
 
     urls: tuple[str, ...]
     num_samples: int | None
+    scene_counts: Mapping[str, int] = field(default_factory=dict)
 
 
 def resolve_shards(sources: str | Sequence[str], key: str = "") -> ShardSet:
@@ -35,6 +40,7 @@ def resolve_shards(sources: str | Sequence[str], key: str = "") -> ShardSet:
     if isinstance(sources, str):
         sources = sources.split("::")
     urls: list[str] = []
+    counts: dict[str, int] = {}
     total: int | None = 0
     for source in sources:
         source = str(source).strip()
@@ -50,7 +56,9 @@ def resolve_shards(sources: str | Sequence[str], key: str = "") -> ShardSet:
             if not (path / MANIFEST_NAME).exists():
                 raise MissingPathError(f"{named}: {_not_a_shard_folder(path)}")
             manifest = read_manifest(path)
-            urls.extend(str(path / shard["name"]) for shard in manifest["shards"])
+            listed = {str(path / shard["name"]): int(shard["num_samples"]) for shard in manifest["shards"]}
+            urls.extend(listed)
+            counts.update(listed)
             total = None if total is None else total + manifest["num_samples"]
             continue
         expanded = [
@@ -68,7 +76,7 @@ def resolve_shards(sources: str | Sequence[str], key: str = "") -> ShardSet:
         total = None
     if not urls:
         raise MissingPathError(f"no shards found in {key or 'sources'}={list(sources)!r}")
-    return ShardSet(tuple(urls), total)
+    return ShardSet(tuple(urls), total, counts)
 
 
 def _shard_folders(folder: Path) -> list[str]:

@@ -16,30 +16,40 @@ MAX_LOGGED_PER_PROCESS = 20
 
 
 class SkipCounter:
-    """Per-process tally of skipped samples, by reason."""
+    """Per-process tally of skipped scenes, by reason.
+
+    It counts scenes, not events: one unreadable shard loses every scene its manifest lists, and a
+    count of one for it hid fifteen of sixteen lost scenes. ``events`` counts the calls, which is what
+    the log limit is about.
+    """
 
     def __init__(self) -> None:
         self.pending = 0
         self.total = 0
+        self.events = 0
         self.reasons: Counter[str] = Counter()
         self.last = ""  # the latest message, for an error that must say why nothing was usable
 
-    def add(self, reason: str, message: str) -> None:
-        self.pending += 1
-        self.total += 1
-        self.reasons[reason] += 1
+    def add(self, reason: str, message: str, scenes: int = 1) -> None:
+        """Count ``scenes`` lost for ``reason`` (at least one: a shard of unknown size counts as one)."""
+        scenes = max(1, scenes)
+        self.pending += scenes
+        self.total += scenes
+        self.events += 1
+        self.reasons[reason] += scenes
         self.last = message
-        if self.total <= MAX_LOGGED_PER_PROCESS:
-            log.warning("skipped: %s", message)
-        elif self.total == MAX_LOGGED_PER_PROCESS + 1:
-            log.warning("skipped: %s (further skips in this process are counted, not logged)", message)
+        what = "skipped" if scenes == 1 else f"skipped {scenes} scenes"
+        if self.events <= MAX_LOGGED_PER_PROCESS:
+            log.warning("%s: %s", what, message)
+        elif self.events == MAX_LOGGED_PER_PROCESS + 1:
+            log.warning("%s: %s (further skips in this process are counted, not logged)", what, message)
 
     def since(self, before: Counter[str]) -> Counter[str]:
         """Skips by reason added after ``before`` (a copy of ``reasons`` taken earlier), reasons with none left out."""
         return +Counter({reason: count - before[reason] for reason, count in self.reasons.items()})
 
     def drain(self) -> int:
-        """Skips since the last drain; the batching stage attaches this to the next batch."""
+        """Scenes skipped since the last drain; the batching stage attaches this to the next batch."""
         pending, self.pending = self.pending, 0
         return pending
 
@@ -96,7 +106,7 @@ class DrawLimit:
             skipped = SKIPS.since(self.reasons_before)
             raise NoUsableScenesError(
                 f"no usable scene in {self.limit} shard draws in a row from {self.where}: "
-                f"{sum(skipped.values())} skipped ({summarize(skipped) or 'the shards hold no scene'})"
+                f"{sum(skipped.values())} scenes skipped ({summarize(skipped) or 'the shards hold no scene'})"
                 + (f"; last: {SKIPS.last}" if SKIPS.last else "")
             )
 
@@ -110,7 +120,12 @@ def describe(exception: BaseException) -> str:
     return f"{type(exception).__name__}: {message}{where}"
 
 
+def reason_of(exception: BaseException) -> str:
+    """The skip reason of an error: its ``reason`` when it names one (``ShardFormatError``), else its class."""
+    return getattr(exception, "reason", None) or type(exception).__name__
+
+
 def skip_and_count(exception: BaseException) -> bool:
-    """webdataset error handler: log, count, and keep going (``True`` means continue)."""
-    SKIPS.add(type(exception).__name__, describe(exception))
+    """webdataset error handler: log, count one scene, and keep going (``True`` means continue)."""
+    SKIPS.add(reason_of(exception), describe(exception))
     return True

@@ -1,7 +1,7 @@
 """The webdataset stages of the scene loader, as module-level picklable callables.
 
     shards (epoch-seeded order, or resampled) -> split_by_node -> split_by_worker
-    -> tar reader (skips counted) -> parse + validate scene -> shuffle buffer -> SceneBatcher
+    -> tar reader (lost scenes counted, ``reading``) -> parse + validate scene -> shuffle buffer -> SceneBatcher
 
 Every random choice draws from a ``random.Random`` seeded by (seed, epoch, rank, worker, stage),
 so a run's data order is a function of its config and epoch, not of process timing.
@@ -10,15 +10,17 @@ so a run's data order is a function of its config and epoch, not of process timi
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import webdataset as wds
 from torch.utils.data import IterableDataset
 from webdataset.utils import pytorch_worker_info
 
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import META_MEMBER, SceneMeta, ShardFormatError, check_key, parse_meta
-from psfm.datamodules.skips import DrawLimit
+from psfm.datamodules.reading import UNKNOWN, UNSAFE, ShardReader, TarScene
+from psfm.datamodules.skips import DrawLimit, skip_and_count
 
 
 def stage_rng(seed: int, epoch: int, stage: str) -> random.Random:
@@ -71,18 +73,31 @@ class ParsedScene:
     members: dict[str, bytes]
 
 
-def parse_scene(sample: dict) -> ParsedScene:
-    """Validate one grouped tar sample; raises ``ShardFormatError`` naming shard, key and field."""
-    key, url = sample.get("__key__", "?"), sample.get("__url__", "?")
-    where = f"{url}:{key}"
-    check_key(key, where)
-    members = {name: value for name, value in sample.items() if not name.startswith("__")}
+def parse_scene(sample: TarScene) -> ParsedScene:
+    """Validate one scene as read from its tar; raises ``ShardFormatError`` naming shard, key and field.
+
+    A member outside the format fails the scene: the format admits no other member (``.pickle`` files are
+    how unpickling slips in), and a ``../`` name is a tampered or foreign tar, whatever else the scene holds.
+    """
+    where = f"{sample.url}:{sample.key}"
+    check_key(sample.key, where)
+    if sample.foreign:
+        reason = UNSAFE if any(member.reason == UNSAFE for member in sample.foreign) else UNKNOWN
+        listed = ", ".join(f"{member.name!r} ({member.what})" for member in sample.foreign[:5])
+        raise ShardFormatError(f"{where}: member(s) outside the format, never read: {listed}", reason)
+    members = sample.members
     if META_MEMBER not in members:
         raise ShardFormatError(f"{where}: sample has no meta.json (members: {sorted(members)})")
     meta = parse_meta(members[META_MEMBER], set(members), where)
-    if meta.scene_id != key:
+    if meta.scene_id != sample.key:
         raise ShardFormatError(f"{where}: meta.json scene_id {meta.scene_id!r} differs from the sample key")
-    return ParsedScene(key, url, meta, members)
+    return ParsedScene(sample.key, sample.url, meta, members)
+
+
+def scene_reader(scene_counts: Mapping[str, int] | None = None) -> list:
+    """The stages from shard URLs to validated scenes, each loss counted: the loader, ``psfm shards``,
+    the probes and ``psfm qa`` all read through these, so a bad scene is reported the same way everywhere."""
+    return [ShardReader(scene_counts), wds.map(parse_scene, handler=skip_and_count)]
 
 
 class ShuffleBuffer:

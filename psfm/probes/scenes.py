@@ -27,8 +27,8 @@ from psfm.datamodules.batching import SceneBatcher, normalize_poses
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.shardlists import resolve_shards
-from psfm.datamodules.skips import SKIPS, skip_and_count
-from psfm.datamodules.stages import ShardList, parse_scene
+from psfm.datamodules.skips import SKIPS
+from psfm.datamodules.stages import ShardList, scene_reader
 from psfm.datamodules.views import ViewSampling
 from psfm.progress import track
 
@@ -106,9 +106,7 @@ def load_probe_scenes(
         1, ViewSampling(min_views=1, max_views=num_views), tuple(image_size), SharedEpoch(), load_depth=True
     )
     pipeline = wds.DataPipeline(
-        ShardList(shards.urls, SharedEpoch(), shuffle=False),
-        wds.tarfile_to_samples(handler=skip_and_count),
-        wds.map(parse_scene, handler=skip_and_count),
+        ShardList(shards.urls, SharedEpoch(), shuffle=False), *scene_reader(shards.scene_counts)
     )
     before = dict(SKIPS.reasons)
     keys, images, intrinsics, poses, scales, depths, metas, sizes = [], [], [], [], [], [], [], set()

@@ -26,14 +26,9 @@ def iter_scenes(urls: Sequence[str]) -> Iterator[Any]:
     import webdataset as wds
 
     from psfm.datamodules.epoch import SharedEpoch
-    from psfm.datamodules.skips import skip_and_count
-    from psfm.datamodules.stages import ShardList, parse_scene
+    from psfm.datamodules.stages import ShardList, scene_reader
 
-    yield from wds.DataPipeline(
-        ShardList(urls, SharedEpoch(), shuffle=False),
-        wds.tarfile_to_samples(handler=skip_and_count),
-        wds.map(parse_scene, handler=skip_and_count),
-    )
+    yield from wds.DataPipeline(ShardList(urls, SharedEpoch(), shuffle=False), *scene_reader())
 
 
 def decode_maps(scene: Any, depth: bool, mask: bool) -> tuple[list[np.ndarray] | None, list[np.ndarray] | None]:

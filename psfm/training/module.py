@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 
@@ -15,6 +16,8 @@ from psfm.training.config import ModelConfig, OptimConfig
 from psfm.training.model import PretrainModel
 from psfm.training.optim import build_optimizer
 from psfm.types import MultiViewBatch
+
+log = logging.getLogger("psfm.pretrain")
 
 # the units FSDP2 shards and torch.compile compiles: ours and timm's backbone blocks
 TRANSFORMER_BLOCKS = (Block, TimmBlock)
@@ -109,6 +112,12 @@ class PretrainModule(L.LightningModule):
             self.consecutive_nan_steps += 1
             self.nan_steps += 1
             self.log("train/nan_steps", float(self.nan_steps), batch_size=batch.batch_size)
+            log.warning(  # a count alone leaves a person to bisect the data for the scene that did it
+                "non-finite loss at global step %d (rank %d): step skipped; its scenes: %s",
+                self.global_step,
+                self.global_rank,
+                ", ".join(batch.scene_keys) or "(unnamed)",
+            )
             if self.consecutive_nan_steps >= self.max_nan_steps:
                 raise NonFiniteLossError(
                     f"the loss was NaN/inf on {self.consecutive_nan_steps} consecutive steps (global step "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import lightning as L
 import torch
 
@@ -10,6 +13,7 @@ from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.skips import SKIPS
 from psfm.datamodules.views import ViewSampling
 from tests.conftest import write_scenes_with_views
+from tests.datamodules.shard_surgery import cut_before_scene
 
 
 class MeanColour(L.LightningModule):
@@ -24,6 +28,53 @@ class MeanColour(L.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit_one_epoch(directory: Path, tmp_path: Path) -> L.Trainer:
+    """A finite epoch of batches of 2 through ``SkippedSamplesLogger``."""
+    config = DataModuleConfig(
+        train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16], resampled=False
+    )
+    config.views = ViewSampling(2, 3)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SkippedSamplesLogger()],
+        default_root_dir=tmp_path,
+    )
+    SKIPS.drain()  # this process's counter may hold skips of earlier tests
+    trainer.fit(MeanColour(), datamodule=SceneDataModule(config))
+    return trainer
+
+
+def test_a_finite_epoch_that_reads_more_than_the_manifest_lists_says_so(scene_shards, tmp_path, caplog):
+    """``pretrain`` never compared what it read with the manifest; here a shard holds a scene it does not list."""
+    directory, keys = scene_shards
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["shards"][0]["num_samples"] -= 1
+    manifest["num_samples"] -= 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        fit_one_epoch(directory, tmp_path)
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("training epoch")]
+    assert lines == [
+        "training epoch 0 read 12 scenes and skipped 0, but the manifest lists 11: 1 scenes more than listed "
+        "(a shard replaced after its manifest was written?)"
+    ]
+
+
+def test_a_finite_epoch_with_every_loss_counted_matches_the_manifest(scene_shards, tmp_path, caplog):
+    """A shard cut short: the scenes it lost are counted in the epoch's batches, and the epoch matches the manifest."""
+    directory, keys = scene_shards
+    cut_before_scene(directory / "shard-000003.tar", 1)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        trainer = fit_one_epoch(directory, tmp_path)
+    assert trainer.callback_metrics["data/skipped"].item() == 2
+    assert not [record for record in caplog.records if "but the manifest lists" in record.getMessage()]
 
 
 def test_skipped_samples_are_logged_per_epoch(tmp_path):
@@ -58,4 +109,5 @@ def test_skipped_samples_are_logged_per_epoch(tmp_path):
     trainer.fit(MeanColour(), datamodule=datamodule)
     assert trainer.global_step == 4  # 8 good scenes in batches of 2
     assert trainer.callback_metrics["data/skipped"].item() == 4
+    assert trainer.callback_metrics["data/skipped_total"].item() == 4
     assert datamodule.skipped_total == 4

@@ -196,3 +196,40 @@ def test_dump_meta_reproduces_the_built_member(sample):
 def test_dump_meta_refuses_non_finite_numbers(bad):
     with pytest.raises(ValueError):
         dump_meta({"views": [], "x": bad})
+
+
+def _pose(rotation, translation=(1.0, 0.5, -1.0), last_row=(0.0, 0.0, 0.0, 1.0)) -> list[list[float]]:
+    rows = [[*map(float, rotation[i]), float(translation[i])] for i in range(3)]
+    return [*rows, [*map(float, last_row)]]
+
+
+IDENTITY = np.eye(3)
+NOT_RIGID = "is not a rigid camera-to-world transform"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        ("views.1.cam_to_world", [[0.0] * 4] * 4, f"field 'views[1].cam_to_world' {NOT_RIGID}"),  # LinAlgError before
+        ("views.2.cam_to_world", _pose(2 * IDENTITY), f"field 'views[2].cam_to_world' {NOT_RIGID}"),  # scaled rotation
+        ("views.0.cam_to_world", _pose(np.diag([1, 1, -1])), "determinant -1"),  # a mirror, not a rotation
+        ("views.1.cam_to_world", _pose(IDENTITY, last_row=(0, 0, 1, 1)), "last row"),
+        ("views.1.intrinsics", [[20, 0, 1e6], [0, 21, 8], [0, 0, 1]], "field 'views[1].intrinsics' has its principal"),
+        ("views.2.intrinsics", [[20, 0, 8], [0, 21, -40], [0, 0, 1]], "field 'views[2].intrinsics' has its principal"),
+        ("views.1.intrinsics", [[20, 3, 8], [0, 21, 8], [0, 0, 1]], "is not [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]"),
+        ("views.1.intrinsics", [[20, 0, 8], [0, 21, 8], [0, 0, 2]], "is not [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]"),
+    ],
+)
+def test_degenerate_cameras_are_refused_naming_view_and_field(record, members, path, value, fragment):
+    """Finite but impossible cameras: an all-zero pose crashed the loader with ``LinAlgError`` naming no scene."""
+    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: .*{re.escape(fragment)}"):
+        validate_meta(_edit(record, path, value), members, where=WHERE)
+
+
+def test_a_rotation_with_float_noise_from_json_is_still_rigid(record, members):
+    """Poses pass through float32 and JSON in real converters: 1e-6 off orthonormal is a rotation."""
+    angle = 0.3
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    noisy = rotation.astype(np.float32).astype(np.float64) + 1e-6
+    meta = validate_meta(_edit(record, "views.1.cam_to_world", _pose(noisy)), members, where=WHERE)
+    assert meta.views[1].cam_to_world[0][0] == pytest.approx(np.cos(angle), abs=1e-5)

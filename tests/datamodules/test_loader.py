@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from psfm.datamodules.views import ViewSampling
 from psfm.geometry import look_at
 from psfm.types import MultiViewBatch
 from tests.conftest import write_scenes_with_views
+from tests.datamodules.shard_surgery import edit_first_meta, rewrite_first_member
 
 
 def stream(urls, epoch: int = 0, **overrides) -> list[MultiViewBatch]:
@@ -240,24 +240,11 @@ def test_each_skipped_scene_is_reported_exactly_once(tmp_path):
     assert SKIPS.drain() == 0
 
 
-def _rewrite_member(shard: Path, member_suffix: str, transform) -> None:
-    """Rewrite one member of the first sample whose name ends with ``member_suffix``."""
-    with tarfile.open(shard) as tar:
-        members = [(info, tar.extractfile(info).read()) for info in tar.getmembers()]
-    done = False
-    with tarfile.open(shard, "w") as tar:
-        for info, data in members:
-            if not done and info.name.endswith(member_suffix):
-                data, done = transform(data), True
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def test_bad_samples_are_skipped_counted_and_named(scene_shards, caplog):
+def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, caplog):
     directory, keys = scene_shards
     shards = sorted(directory.glob("*.tar"))
-    _rewrite_member(shards[0], ".000.rgb.png", lambda data: data[: len(data) // 3])  # truncated image
-    _rewrite_member(shards[1], ".meta.json", lambda data: data.replace(b'"pose_source"', b'"pose_sourcee"'))
+    rewrite_first_member(shards[0], ".000.rgb.png", lambda data: data[: len(data) // 3])  # truncated image
+    rewrite_first_member(shards[1], ".meta.json", lambda data: data.replace(b'"pose_source"', b'"pose_sourcee"'))
     shards[2].write_bytes(shards[2].read_bytes()[:1500])  # a tar cut mid-member
     views = ViewSampling(6, 6)  # every view is decoded, so the truncated image is always hit
     urls = [*map(str, shards), str(directory / "missing.tar")]
@@ -272,6 +259,58 @@ def test_bad_samples_are_skipped_counted_and_named(scene_shards, caplog):
     assert "000.rgb.png" in log and "cannot decode image" in log
     assert "missing field 'pose_source'" in log
     assert "missing.tar" in log
+
+
+def test_skips_after_the_last_batch_of_a_finite_stream_travel_in_that_batch(tmp_path):
+    """A scene skipped after the last full batch stayed in the worker's counter: no batch ever reported it."""
+    write_scenes_with_views(tmp_path / "shards", [4, 4, 4, 4, 1, 1])  # the last two scenes below min_views
+    SKIPS.drain()
+    urls = resolve_shards(str(tmp_path / "shards")).urls
+    batches = stream(urls, batch_size=2, views=ViewSampling(2, 3), shuffle_shards=False)
+    assert [batch.skipped for batch in batches] == [0, 2]
+    resampled = stream(urls, batch_size=2, views=ViewSampling(2, 3), resampled=True, batches_per_epoch=3)
+    assert len(resampled) == 3  # an endless stream is not held back: it has no last batch
+
+
+def _zero_poses(record: dict) -> None:
+    for view in record["views"]:
+        view["cam_to_world"] = [[0.0] * 4] * 4
+
+
+def _scaled_rotation(record: dict) -> None:
+    pose = np.array(record["views"][1]["cam_to_world"])
+    pose[:3, :3] *= 2
+    record["views"][1]["cam_to_world"] = pose.tolist()
+
+
+def _zero_focal_length(record: dict) -> None:
+    record["views"][1]["intrinsics"][0][0] = 0.0
+
+
+def _nan_intrinsics(record: dict) -> None:
+    record["views"][1]["intrinsics"][1][2] = float("nan")  # json.dumps writes NaN, which json.loads reads back
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_zero_poses, "'views[0].cam_to_world' is not a rigid"),  # crashed the loader with LinAlgError
+        (_scaled_rotation, "'views[1].cam_to_world' is not a rigid"),  # trained on a non-rigid pose, silently
+        (_zero_focal_length, "'views[1].intrinsics' has a non-positive focal length"),
+        (_nan_intrinsics, "'views[1].intrinsics' holds NaN"),
+    ],
+)
+def test_a_scene_with_an_impossible_camera_is_skipped_counted_and_named(
+    scene_shards, fresh_skips, caplog, edit, fragment
+):
+    directory, keys = scene_shards
+    shard = sorted(directory.glob("*.tar"))[0]
+    bad = edit_first_meta(shard, edit)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        batches = stream(resolve_shards(str(directory)).urls, views=ViewSampling(6, 6))
+    assert sorted(k for b in batches for k in b.scene_keys) == [key for key in keys if key != bad]
+    assert sum(b.skipped for b in batches) == 1
+    assert f"{shard}:{bad}: field {fragment}" in caplog.text
 
 
 def test_path_like_keys_are_rejected(tmp_path, scene_shards):

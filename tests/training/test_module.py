@@ -172,3 +172,16 @@ def test_global_clip_mode_clips_one_norm_over_every_parameter(tmp_path):
 def test_unknown_clip_mode_is_refused():
     with pytest.raises(ValueError, match="grad_clip_mode"):
         OptimConfig(grad_clip_mode="per_param")
+
+
+def test_a_skipped_non_finite_step_names_the_scenes_of_its_batch(caplog):
+    """One scene with NaN images skips a step; the warning must say which scene, not just count the step."""
+    batches = [make_batch(batch_size=2, num_views=3, num_context=2, seed=seed) for seed in range(3)]
+    batches[1].scene_keys = ["world_train_s0_0000101", "world_train_s0_0000102"]
+    batches[1].images[0] = float("nan")
+    module = ema_module(len(batches), accumulate=1)
+    with caplog.at_level("WARNING", logger="psfm.pretrain"):
+        fit(module, batches, accumulate=1)
+    assert module.nan_steps == 1
+    (line,) = [record.getMessage() for record in caplog.records if "non-finite" in record.getMessage()]
+    assert "world_train_s0_0000101" in line and "world_train_s0_0000102" in line and "step 1" in line

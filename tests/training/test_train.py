@@ -22,6 +22,7 @@ def test_train_logs_checkpoints_and_exports_a_loadable_encoder(tiny_world, tmp_p
     metrics = train(command)
 
     assert metrics["global_step"] == 6 and metrics["nan_steps"] == 0
+    assert metrics["data/skipped"] == 0 and metrics["data/skipped_total"] == 0  # what the final table shows
     for key in (
         "train/loss",
         "val/loss",

@@ -1,0 +1,111 @@
+"""The tar reader loses no scene silently: short, missing and tampered shards are counted in scenes, by reason.
+
+Each test reads one finite epoch through the training loader, as ``psfm pretrain`` does, from the 12-scene
+fixture (4 shards of 3, with a manifest), and checks that every scene is either delivered or counted.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.skips import SKIPS
+from psfm.datamodules.views import ViewSampling
+from tests.datamodules.shard_surgery import cut_before_scene, insert_member
+
+
+def read_epoch(directory: Path) -> tuple[list[str], int, Counter]:
+    """(scene keys delivered, skips the batches carried, skips by reason in this process) of one finite epoch."""
+    config = DataModuleConfig(
+        train=str(directory),
+        val=None,
+        batch_size=4,
+        num_workers=0,
+        image_size=[16, 16],
+        views=ViewSampling(2, 4),
+        resampled=False,
+        augment=False,
+    )
+    SKIPS.drain()  # this process's counter may hold skips of earlier tests (``fresh_skips`` also resets its log limit)
+    before = Counter(SKIPS.reasons)
+    batches = list(SceneDataModule(config).train_dataloader())
+    return [key for batch in batches for key in batch.scene_keys], sum(b.skipped for b in batches), SKIPS.since(before)
+
+
+def test_a_shard_cut_at_a_header_boundary_counts_the_scenes_it_lost(scene_shards, fresh_skips, caplog):
+    """Cut at a 512-byte block, a tar reads as a valid shorter one: two scenes vanished, exit 0, no word."""
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"  # scenes 3, 4, 5
+    cut_before_scene(shard, 1)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key not in keys[4:6]]
+    assert skipped == 2 and reasons == {"truncated_shard": 2}
+    assert f"{shard}: read 1 of the 3 scenes its manifest lists; 2 lost" in caplog.text
+
+
+def test_a_missing_shard_counts_every_scene_its_manifest_lists(scene_shards, fresh_skips, caplog):
+    """A deleted shard of three scenes counted as one skip: the count was of events, not scenes."""
+    directory, keys = scene_shards
+    shard = directory / "shard-000002.tar"  # scenes 6, 7, 8
+    shard.unlink()
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key not in keys[6:9]]
+    assert skipped == 3 and reasons == {"FileNotFoundError": 3}
+    assert "skipped 3 scenes: FileNotFoundError" in caplog.text and str(shard) in caplog.text
+
+
+def test_a_member_of_unknown_kind_fails_its_scene_naming_shard_scene_and_member(scene_shards, fresh_skips, caplog):
+    """A ``.pickle`` beside the views rode along inside a scene that was trained on, unreported."""
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"
+    insert_member(shard, ".meta.json", f"{keys[3]}.pickle", pickle.dumps({"not": "read"}))
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key != keys[3]]
+    assert skipped == 1 and reasons == {"unknown_member": 1}
+    assert f"{shard}:{keys[3]}: member(s) outside the format, never read: '{keys[3]}.pickle'" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("../evil", tarfile.REGTYPE),  # no dot: webdataset dropped it without a word
+        ("../../etc/evil.meta.json", tarfile.REGTYPE),  # a path: was a sample of its own, the scene rode on
+        ("evil", tarfile.SYMTYPE),  # a link: not a regular file, dropped without a word
+    ],
+)
+def test_a_path_or_link_member_fails_the_scene_it_sits_in(scene_shards, fresh_skips, caplog, name, kind):
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"
+    insert_member(shard, ".meta.json", name, b"EVIL", kind)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key != keys[3]]
+    assert skipped == 1 and reasons == {"unsafe_member": 1}
+    assert f"{shard}:{keys[3]}: member(s) outside the format, never read: {name!r}" in caplog.text
+
+
+def test_the_bytes_of_a_path_member_are_never_read(scene_shards, monkeypatch):
+    """Not read into any scene, and never extracted: the reader asks the tar for no member outside the format."""
+    from psfm.datamodules.reading import ShardReader
+
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"
+    insert_member(shard, ".meta.json", "../evil", b"EVIL")
+    extracted = []
+    extract = tarfile.TarFile.extractfile
+    monkeypatch.setattr(
+        tarfile.TarFile, "extractfile", lambda tar, info: extracted.append(info.name) or extract(tar, info)
+    )
+    scenes = list(ShardReader()(iter([{"url": str(shard)}])))
+    assert [scene.key for scene in scenes] == keys[3:6]
+    assert "../evil" not in extracted and len(extracted) == sum(len(scene.members) for scene in scenes)
+    assert [member.name for member in scenes[0].foreign] == ["../evil"]
+    assert not any(b"EVIL" in data for scene in scenes for data in scene.members.values())
