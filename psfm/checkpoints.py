@@ -16,8 +16,15 @@ _PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weight file, unwrapped from the usual ``{"state_dict": ...}`` / ``{"model": ...}`` nests."""
+    """Tensors of a weight file, unwrapped from the usual ``{"state_dict": ...}`` / ``{"model": ...}`` nests.
+
+    A psfm export (its folder, or its ``encoder.safetensors``) gives its *backbone*: that is how a
+    backbone trained in one run (say, per view on depth) becomes the frozen backbone of the next,
+    as Spa3R puts a frozen geometry model under its encoder.
+    """
     path = Path(path)
+    if path.is_dir() and (path / "encoder.safetensors").is_file():
+        path = path / "encoder.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found")
     try:
@@ -35,7 +42,15 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: holds no flat name -> tensor mapping")
-    return state
+    return _export_backbone(state)
+
+
+def _export_backbone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A psfm export's weights are ``backbone.*`` + ``latent.*``: keep the backbone's, unprefixed."""
+    parts = {key.split(".", 1)[0] for key in state}
+    if parts != {"backbone", "latent"}:
+        return state
+    return {key[len("backbone.") :]: value for key, value in state.items() if key.startswith("backbone.")}
 
 
 def load_into(module: nn.Module, path: str | Path, ignore: tuple[str, ...] = ("head.", "fc.", "classifier.")) -> None:
