@@ -6,7 +6,10 @@
   encoder never saw, posed in the reference frame. The constant source's row is the rays-only
   floor: what a camera's pose alone says about depth in these rooms (the floor is below, ...).
 
-Depth is predicted in log space; scores are AbsRel and δ < 1.25 in metres over valid patches.
+Depth is predicted in log space; scores are AbsRel and δ < 1.25 in metres over valid patches, and
+AbsRel after aligning each view's scale to the truth by the median ratio (the monocular-depth
+convention, MiDaS/Eigen): metric AbsRel is dominated by one number per scene, its size, which images
+show only weakly; the aligned one asks whether the probe knows the *shape* of what the view sees.
 """
 
 from __future__ import annotations
@@ -37,6 +40,18 @@ def depth_scores(predicted: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Te
     return rel.masked_fill(empty, torch.nan), delta.float().masked_fill(empty, torch.nan)
 
 
+def median_aligned(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """predicted, truth [..., N] (truth NaN where unknown) -> predicted scaled per row by median(truth / predicted).
+
+    A row with no valid entry is left as it is (``depth_scores`` scores it NaN anyway).
+    """
+    ratio = (truth / predicted.clamp_min(1e-6)).nanmedian(dim=-1, keepdim=True).values
+    return predicted * torch.nan_to_num(ratio, nan=1.0)
+
+
+ALIGNED = "AbsRel, scale-aligned"
+
+
 def view_depth(
     train: ProbeFeatures, val: ProbeFeatures, train_scenes: ProbeScenes, val_scenes: ProbeScenes
 ) -> list[ProbeScore]:
@@ -50,6 +65,7 @@ def view_depth(
     ridge = Ridge().fit(x[keep], y[keep])
     predicted = ridge.predict(val.view_tokens.flatten(0, 2)).view(truth_val.shape).exp()
     rel, delta = depth_scores(predicted, truth_val)
+    aligned = depth_scores(median_aligned(predicted, truth_val), truth_val)[0]
     return [
         ProbeScore(
             "view_depth/linear", "AbsRel", [rel.nanmean().item()], ci=bootstrap_ci(rel), extra={"predicted": predicted}
@@ -57,6 +73,7 @@ def view_depth(
         ProbeScore(
             "view_depth/linear", "δ<1.25", [delta.nanmean().item()], lower_is_better=False, ci=bootstrap_ci(delta)
         ),
+        ProbeScore("view_depth/linear", ALIGNED, [aligned.nanmean().item()], ci=bootstrap_ci(aligned)),
     ]
 
 
@@ -106,7 +123,7 @@ def target_depth(
 
     val_index, val_rays, val_depth = _ray_items(val_scenes, val.grid)
     scale = val_scenes.pose_scale[val_index, None]
-    rels, deltas, first = [], [], None
+    rels, deltas, aligned, first = [], [], [], None
     for seed in seeds:
         torch.manual_seed(seed)
         model = RayDepthProbe(tokens.shape[-1], mark_first=train.first_is_reference)
@@ -124,8 +141,10 @@ def target_depth(
         rel, delta = depth_scores(*per_view)
         rels.append(rel.nanmean().item())
         deltas.append(delta.nanmean().item())
+        aligned.append(depth_scores(median_aligned(*per_view), per_view[1])[0].nanmean().item())
         first = per_view[0] if first is None else first
     return [
         ProbeScore("target_depth/ray_decoder", "AbsRel", rels, extra={"predicted": first}),
         ProbeScore("target_depth/ray_decoder", "δ<1.25", deltas, lower_is_better=False),
+        ProbeScore("target_depth/ray_decoder", ALIGNED, aligned),
     ]

@@ -133,3 +133,22 @@ def test_a_scene_without_valid_depth_is_left_out_not_scored_perfect():
     rel, delta = depth_scores(predicted, truth)
     assert rel[0].item() == 0.25 and delta[0].item() == 0.5
     assert torch.isnan(rel[1]) and torch.isnan(delta[1])
+
+
+def test_scale_alignment_forgives_a_wrong_size_and_nothing_else():
+    """The truth times a per-view factor scores 0 once aligned (and badly in metres); a flat guess keeps
+    every error of the shape it does not know, whatever its scale."""
+    from psfm.probes.depth import depth_scores, median_aligned
+
+    generator = torch.Generator().manual_seed(0)
+    truth = 1 + 4 * torch.rand(6, 3, 16, generator=generator)
+    truth[0, 0, :5] = torch.nan  # unknown patches neither vote in the median nor get scored
+    truth[1, 1] = torch.nan  # a view with no known patch stays NaN, not perfect
+    scaled = truth.nan_to_num(1.0) * (0.3 + 3 * torch.rand(6, 3, 1, generator=generator))
+    assert depth_scores(scaled, truth)[0].mean() > 0.3
+    assert depth_scores(median_aligned(scaled, truth), truth)[0].max() < 1e-6
+    flat = torch.full_like(truth, 7.0)
+    aligned = median_aligned(flat, truth)
+    best_flat = truth.nanmedian(-1, keepdim=True).values.nan_to_num(7.0).expand_as(truth)
+    assert torch.allclose(aligned, best_flat)
+    assert depth_scores(aligned, truth)[0].mean() > 0.2
