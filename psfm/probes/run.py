@@ -42,7 +42,7 @@ class ProbeCommand:
     max_val_scenes: int | None = None
     seeds: int = 3
     steps: int = 600
-    target_depth_units: str = "normalized"  # or metric: see psfm.probes.depth.target_depth
+    target_depth_units: str = "metric"  # or normalized: see psfm.probes.depth.target_depth
     probes: list[str] = field(default_factory=lambda: [p for p in PROBES if p != "objects"])  # objects: opt-in
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     facts: list[str] = field(default_factory=lambda: list(FACTS))
