@@ -1,0 +1,73 @@
+"""Options every converter reads: which frames, how big, what to do with lens distortion, per-format knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from psfm.errors import UsageError, require_at_least
+
+DISTORTION_POLICIES = ("undistort", "refuse")
+IMAGE_FORMATS = ("jpg", "png")
+
+
+@dataclass
+class TransformsOptions:
+    """nerfstudio / instant-ngp ``transforms.json``."""
+
+    downscale_factor: int = 1  # read images_<n>/ beside images/ (nerfstudio's downscaled copies); 1 = originals
+    pose_source: str = "colmap"  # what made the poses: colmap (ns-process-data, colmap2nerf) or gt (a sensor)
+
+    def __post_init__(self) -> None:
+        require_at_least(1, "transforms", downscale_factor=self.downscale_factor)
+        if self.pose_source not in ("colmap", "gt", "predicted"):
+            raise UsageError(f"transforms.pose_source={self.pose_source!r}: use colmap, gt or predicted")
+
+
+@dataclass
+class ColmapOptions:
+    """COLMAP sparse models."""
+
+    images: str = "images"  # image folder, relative to the scene folder
+    model: str = ""  # model folder relative to the scene folder; "" tries sparse/0, sparse, then the folder itself
+
+
+@dataclass
+class ScanNetOptions:
+    """ScanNet-style ``color/ depth/ pose/ intrinsic/`` folders."""
+
+    depth: bool = True  # read depth/*.png (millimetres) into the shards
+
+
+@dataclass
+class ImagesOptions:
+    """Unposed image folders."""
+
+    horizontal_fov_deg: float = 60.0  # assumed field of view: such captures carry no intrinsics
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.horizontal_fov_deg <= 170.0:
+            raise UsageError(f"images.horizontal_fov_deg={self.horizontal_fov_deg} must lie in [1, 170]")
+
+
+@dataclass
+class ConvertOptions:
+    """Frame selection, size and distortion policy shared by every format, then each format's own options."""
+
+    stride: int = 1  # keep every stride-th frame
+    max_views: int = 0  # at most this many views per scene after the stride (0 = all)
+    max_side: int = 0  # shrink views whose longer side exceeds this (0 = keep the size)
+    distortion: str = "undistort"  # undistort: resample to a pinhole image | refuse: skip distorted frames
+    image_format: str = "jpg"
+    jpeg_quality: int = 90
+    transforms: TransformsOptions = field(default_factory=TransformsOptions)
+    colmap: ColmapOptions = field(default_factory=ColmapOptions)
+    scannet: ScanNetOptions = field(default_factory=ScanNetOptions)
+    images: ImagesOptions = field(default_factory=ImagesOptions)
+
+    def __post_init__(self) -> None:
+        require_at_least(1, "", stride=self.stride)
+        require_at_least(0, "", max_views=self.max_views, max_side=self.max_side)
+        if self.distortion not in DISTORTION_POLICIES:
+            raise UsageError(f"distortion={self.distortion!r}: use one of {', '.join(DISTORTION_POLICIES)}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise UsageError(f"image_format={self.image_format!r}: use jpg or png")

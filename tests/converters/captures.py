@@ -1,0 +1,99 @@
+"""Captures in the wild's formats, written from rendered world scenes whose true cameras are known.
+
+Each writer takes a ``RenderedScene`` (OpenCV cameras, metric depth, object centres) and lays it out as a
+user's capture would be; the tests convert it and compare the shards' cameras with the truth.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import webdataset as wds
+from PIL import Image
+
+from psfm.converters.frames import distort_normalized, sample_bilinear
+from psfm.datamodules.codecs import decode_depth, decode_rgb
+from psfm.datamodules.epoch import SharedEpoch
+from psfm.datamodules.format import SceneMeta
+from psfm.datamodules.shardlists import resolve_shards
+from psfm.datamodules.stages import ShardList, scene_reader
+from psfm.geometry import project
+from psfm.worlds.render import render_scene
+from psfm.worlds.sampler import WorldConfig, sample_scene
+
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class RenderedScene:
+    images: list[np.ndarray]  # [H, W, 3] uint8
+    depths: list[np.ndarray]  # [H, W] float32 metres
+    intrinsics: list[np.ndarray]
+    cam_to_world: list[np.ndarray]  # OpenCV
+    points: np.ndarray  # [N, 3] object centres, world frame
+
+
+@functools.lru_cache(maxsize=8)
+def rendered(index: int = 0, height: int = 48, width: int = 64, views: int = 4) -> RenderedScene:
+    """A world scene rendered at a non-square size (cached: tests share it, never mutate it)."""
+    scene = sample_scene(index, WorldConfig(views_per_scene=views, height=height, width=width), "train")
+    rendered_views = render_scene(scene)
+    return RenderedScene(
+        [view.rgb for view in rendered_views],
+        [view.depth for view in rendered_views],
+        [camera.intrinsics for camera in scene.cameras],
+        [camera.cam_to_world for camera in scene.cameras],
+        np.array([obj.box.center for obj in scene.objects]),
+    )
+
+
+def save_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def distort_image(image: np.ndarray, intrinsics: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """What a camera with this lens distortion records of the pinhole ``image`` (inverse model by iteration)."""
+    height, width = image.shape[:2]
+    fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    x_target, y_target = (u - cx) / fx, (v - cy) / fy
+    x, y = x_target.copy(), y_target.copy()
+    for _ in range(50):  # fixed point: find the undistorted point that distorts onto this pixel
+        x_distorted, y_distorted = distort_normalized(x, y, coefficients)
+        x, y = x + (x_target - x_distorted), y + (y_target - y_distorted)
+    return sample_bilinear(image, fx * x + cx, fy * y + cy)
+
+
+def read_shards(directory: Path) -> dict[str, tuple[SceneMeta, list[np.ndarray], list[np.ndarray | None]]]:
+    """Every scene of a converted folder through the loader's own reader: key -> (meta, images, depths)."""
+    shards = resolve_shards(str(directory))
+    scenes = {}
+    for scene in wds.DataPipeline(ShardList(shards.urls, SharedEpoch(), shuffle=False), *scene_reader()):
+        images = [decode_rgb(scene.members[view.image]) for view in scene.meta.views]
+        depths = [None if view.depth is None else decode_depth(scene.members[view.depth]) for view in scene.meta.views]
+        scenes[scene.key] = (scene.meta, images, depths)
+    return scenes
+
+
+def assert_cameras_round_trip(meta: SceneMeta, truth: RenderedScene, views: list[int] | None = None) -> None:
+    """Rotation, translation and intrinsics within 1e-5, and every object centre on the same pixel."""
+    views = list(range(len(truth.images))) if views is None else views
+    assert meta.num_views == len(views)
+    for converted, original in zip(meta.views, views, strict=True):
+        intrinsics, pose = np.array(converted.intrinsics), np.array(converted.cam_to_world)
+        np.testing.assert_allclose(intrinsics, truth.intrinsics[original], atol=1e-5)
+        np.testing.assert_allclose(pose[:3, :3], truth.cam_to_world[original][:3, :3], atol=1e-5)
+        np.testing.assert_allclose(pose[:3, 3], truth.cam_to_world[original][:3, 3], atol=1e-5)
+        before, _ = project(truth.points, truth.intrinsics[original], truth.cam_to_world[original])
+        after, _ = project(truth.points, intrinsics, pose)
+        np.testing.assert_allclose(after, before, atol=1e-4)
+
+
+def mean_abs_difference(a: np.ndarray, b: np.ndarray, border: int = 0) -> float:
+    crop = (slice(border, a.shape[0] - border), slice(border, a.shape[1] - border))
+    return float(np.mean(np.abs(a[crop].astype(np.float32) - b[crop].astype(np.float32))))
