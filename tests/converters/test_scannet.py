@@ -1,0 +1,78 @@
+"""ScanNet-style folders: OpenCV poses as they are, millimetre depth at another resolution, bad poses skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from psfm.converters.base import convert
+from psfm.converters.options import ConvertOptions, ScanNetOptions
+from tests.converters.captures import RenderedScene, assert_cameras_round_trip, read_shards, rendered, save_png
+
+FRAME_NAMES = ["0", "5", "10", "15"]  # natural order differs from string order
+
+
+def write_matrix(path: Path, matrix: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, matrix)
+
+
+def write_scannet(folder: Path, scene: RenderedScene, depth_scale: int = 2) -> Path:
+    """SensReader's export: depth at 1/``depth_scale`` of the colour resolution, with its own intrinsics."""
+    for name, image, depth, pose in zip(FRAME_NAMES, scene.images, scene.depths, scene.cam_to_world, strict=True):
+        save_png(folder / "color" / f"{name}.png", image)
+        small = depth[::depth_scale, ::depth_scale]
+        save_png(folder / "depth" / f"{name}.png", np.round(small * 1000).astype(np.uint16))
+        write_matrix(folder / "pose" / f"{name}.txt", pose)
+    color = np.eye(4)
+    color[:3, :3] = scene.intrinsics[0]
+    write_matrix(folder / "intrinsic" / "intrinsic_color.txt", color)
+    write_matrix(
+        folder / "intrinsic" / "intrinsic_depth.txt", np.diag([1 / depth_scale, 1 / depth_scale, 1, 1]) @ color
+    )
+    return folder
+
+
+def test_poses_intrinsics_and_half_resolution_depth_round_trip(tmp_path):
+    scene = rendered(0)
+    write_scannet(tmp_path / "scene0000_00", scene)
+    report = convert("scannet", tmp_path / "scene0000_00", tmp_path / "out", ConvertOptions(image_format="png"), progress=False)
+    assert report.written == 1 and report.views == 4
+    ((meta, images, depths),) = read_shards(tmp_path / "out").values()
+    assert meta.scene_id == "scene0000_00" and meta.pose_source == "gt" and meta.metric_scale == "sensor_depth"
+    assert_cameras_round_trip(meta, scene)
+    for image, depth, original_image, original_depth in zip(images, depths, scene.images, scene.depths, strict=True):
+        np.testing.assert_array_equal(image, original_image)
+        assert depth.shape == image.shape[:2] == (48, 64)
+        nearest = np.repeat(np.repeat(original_depth[::2, ::2], 2, axis=0), 2, axis=1)  # the depth pixel each sits in
+        np.testing.assert_allclose(depth, nearest, atol=1.01e-3)  # millimetre PNG, twice
+
+
+def test_infinite_and_nan_poses_are_skipped_and_counted(tmp_path):
+    folder = write_scannet(tmp_path / "scene", rendered(0))
+    (folder / "pose" / "5.txt").write_text("-inf -inf -inf -inf\n" * 4)
+    (folder / "pose" / "15.txt").write_text("nan 0 0 0\n0 1 0 0\n0 0 1 0\n0 0 0 1\n")
+    report = convert("scannet", folder, tmp_path / "out", ConvertOptions(image_format="png"), progress=False)
+    assert report.written == 1 and report.views == 2 and report.skipped_frames == {"non_finite_pose": 2}
+    assert any(str(folder / "pose" / "5.txt") in problem for problem in report.problems)
+    ((meta, _, _),) = read_shards(tmp_path / "out").values()
+    assert_cameras_round_trip(meta, rendered(0), views=[0, 2])
+
+
+def test_stride_keeps_every_other_frame_and_depth_can_be_left_out(tmp_path):
+    folder = write_scannet(tmp_path / "scene", rendered(0))
+    options = ConvertOptions(stride=2, image_format="png", scannet=ScanNetOptions(depth=False))
+    convert("scannet", folder, tmp_path / "out", options, progress=False)
+    ((meta, _, depths),) = read_shards(tmp_path / "out").values()
+    assert_cameras_round_trip(meta, rendered(0), views=[0, 2])
+    assert depths == [None, None]
+
+
+def test_a_missing_intrinsics_file_skips_the_scene_naming_it(tmp_path):
+    write_scannet(tmp_path / "root" / "scene0000_00", rendered(0))
+    bad = write_scannet(tmp_path / "root" / "scene0001_00", rendered(1))
+    (bad / "intrinsic" / "intrinsic_color.txt").unlink()
+    report = convert("scannet", tmp_path / "root", tmp_path / "out", progress=False)
+    assert report.written == 1 and report.skipped_scenes == {"invalid_metadata": 1}
+    assert report.problems == [f"{bad / 'intrinsic' / 'intrinsic_color.txt'}: not found"]
