@@ -37,7 +37,9 @@ def write_scannet(folder: Path, scene: RenderedScene, depth_scale: int = 2) -> P
 def test_poses_intrinsics_and_half_resolution_depth_round_trip(tmp_path):
     scene = rendered(0)
     write_scannet(tmp_path / "scene0000_00", scene)
-    report = convert("scannet", tmp_path / "scene0000_00", tmp_path / "out", ConvertOptions(image_format="png"), progress=False)
+    report = convert(
+        "scannet", tmp_path / "scene0000_00", tmp_path / "out", ConvertOptions(image_format="png"), progress=False
+    )
     assert report.written == 1 and report.views == 4
     ((meta, images, depths),) = read_shards(tmp_path / "out").values()
     assert meta.scene_id == "scene0000_00" and meta.pose_source == "gt" and meta.metric_scale == "sensor_depth"
@@ -47,6 +49,23 @@ def test_poses_intrinsics_and_half_resolution_depth_round_trip(tmp_path):
         assert depth.shape == image.shape[:2] == (48, 64)
         nearest = np.repeat(np.repeat(original_depth[::2, ::2], 2, axis=0), 2, axis=1)  # the depth pixel each sits in
         np.testing.assert_allclose(depth, nearest, atol=1.01e-3)  # millimetre PNG, twice
+
+
+def test_depth_at_a_non_integer_ratio_is_sampled_at_pixel_centres(tmp_path):
+    """Depth 1.5x larger than colour, each depth pixel holding its own (row, column): which one each colour
+    pixel gets shows where its centre lands (an off-by-half-pixel resample picks other ones)."""
+    folder = write_scannet(tmp_path / "scene", rendered(0))
+    rows, columns = np.mgrid[0:72, 0:96]
+    coded = (1000 + 100 * rows + columns).astype(np.uint16)  # millimetres: 1 m + 10 cm per row + 1 mm per column
+    for name in FRAME_NAMES:
+        save_png(folder / "depth" / f"{name}.png", coded)
+    color = np.loadtxt(folder / "intrinsic" / "intrinsic_color.txt")
+    write_matrix(folder / "intrinsic" / "intrinsic_depth.txt", np.diag([1.5, 1.5, 1, 1]) @ color)
+    convert("scannet", folder, tmp_path / "out", ConvertOptions(image_format="png"), progress=False)
+    ((_, _, depths),) = read_shards(tmp_path / "out").values()
+    v, u = np.mgrid[0:48, 0:64]
+    expected = coded[np.floor((v + 0.5) * 1.5).astype(int), np.floor((u + 0.5) * 1.5).astype(int)] / 1000
+    np.testing.assert_allclose(depths[0], expected, atol=1e-6)
 
 
 def test_infinite_and_nan_poses_are_skipped_and_counted(tmp_path):
