@@ -165,7 +165,9 @@ def _resize(view: View, width: int, height: int) -> View:
     old_height, old_width = view.image.shape[:2]
     if (old_height, old_width) == (height, width):
         return view
-    image = np.asarray(Image.fromarray(view.image).resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    shrinking = width <= old_width and height <= old_height  # area averaging then, which neither aliases nor blurs
+    filter_ = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    image = np.asarray(Image.fromarray(view.image).resize((width, height), filter_))
     depth = None
     if view.depth is not None:
         depth = np.asarray(Image.fromarray(view.depth).resize((width, height), Image.Resampling.NEAREST))

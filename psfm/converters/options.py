@@ -42,11 +42,11 @@ class ScanNetOptions:
 class ImagesOptions:
     """Unposed image folders."""
 
-    horizontal_fov_deg: float = 60.0  # assumed field of view: such captures carry no intrinsics
+    fov_deg: float = 60.0  # assumed field of view across the longer side: such captures carry no intrinsics
 
     def __post_init__(self) -> None:
-        if not 1.0 <= self.horizontal_fov_deg <= 170.0:
-            raise UsageError(f"images.horizontal_fov_deg={self.horizontal_fov_deg} must lie in [1, 170]")
+        if not 1.0 <= self.fov_deg <= 170.0:
+            raise UsageError(f"images.fov_deg={self.fov_deg} must lie in [1, 170]")
 
 
 @dataclass
