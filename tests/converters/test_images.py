@@ -53,7 +53,9 @@ def test_mixed_sizes_are_scaled_to_cover_the_first_and_centre_cropped(tmp_path):
     portrait = np.array(meta.views[3].intrinsics)
     focal = 0.5 * 64 / math.tan(math.radians(60) / 2)  # assumed on the portrait's longer side (64), then x4/3
     np.testing.assert_allclose(portrait[0, 0], focal * 64 / 48)
-    np.testing.assert_allclose(portrait[:2, 2], [32, 32 * 64 / 48 - (round(64 * 64 / 48) - 48) // 2])
+    # 48x64 -> 64x85 (rows rounded, so y scales by 85/64, not 4/3), then 18 rows cropped off the top
+    np.testing.assert_allclose(portrait[1, 1], focal * 85 / 64)
+    np.testing.assert_allclose(portrait[:2, 2], [32, 32 * 85 / 64 - 18])
 
 
 def test_stride_limit_and_an_unreadable_image(tmp_path):
