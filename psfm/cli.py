@@ -9,6 +9,7 @@ import sys
 # name -> (module with a Hydra `main`, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "world": ("psfm.commands.world", "render the procedural multi-view world into train/val scene shards"),
+    "convert": ("psfm.commands.convert", "turn a capture (transforms.json, COLMAP, ScanNet, image folder) into shards"),
     "shards": ("psfm.commands.shards", "verify and summarize a shard set, then stream batches through the loader"),
     "qa": ("psfm.commands.qa", "generate spatial questions with exact answers for a shard set (QA shards + JSONL)"),
     "eval": ("psfm.commands.eval", "score predictions on spatial questions: accuracy, MRA, baselines, bootstrap CIs"),

@@ -198,9 +198,10 @@ def convert(
     options = options or ConvertOptions()
     scenes = find_scenes(format_name, root)
     report = ConversionReport(Path(out), format_name, scenes_found=len(scenes))
-    own = {name: value for name, value in asdict(options).items() if not isinstance(value, dict)}
-    own[format_name] = asdict(getattr(options, format_name))  # another format's options do not matter here
-    info = {"producer": "psfm.converters", "format": format_name, "options": own}
+    info = {"producer": "psfm.converters", "format": format_name}
+    info |= {name: value for name, value in asdict(options).items() if not isinstance(value, dict)}
+    # flat keys, so a refused resume names the one option that differs; other formats' options do not matter
+    info |= {f"{format_name}.{name}": value for name, value in asdict(getattr(options, format_name)).items()}
     start = time.perf_counter()
     with ShardWriter(out, samples_per_shard, info=info) as writer:
         tasks = [(format_name, scene, key, options) for scene, key in scenes if key not in writer.done_keys]
