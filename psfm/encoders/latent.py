@@ -40,6 +40,11 @@ class LatentEncoder(nn.Module):
     rope_base: 2D RoPE frequency base; backend: attention backend (``auto``/``sdpa``/``xformers``).
     reference_view: mark context view 0 as the frame of the target poses (see module docstring);
         False reproduces the fully order-free encoder of exports made before it existed.
+    posed_context: an *ablation*, not PSFM: add each context patch's Plücker ray (reference frame,
+        normalized poses) to its token, so the encoder need not infer where the context cameras
+        stand. It separates "cannot infer the cameras" from "cannot fuse the views" when an
+        unposed encoder learns nothing; such an encoder needs ``context_rays`` and cannot be probed
+        or exported for images-only use.
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class LatentEncoder(nn.Module):
         rope_base: float = 100.0,
         backend: str = "auto",
         reference_view: bool = True,
+        posed_context: bool = False,
     ):
         super().__init__()
         self.dim, self.num_latents, self.num_registers = dim, num_latents, num_registers
@@ -66,15 +72,22 @@ class LatentEncoder(nn.Module):
         self.reference_embed = nn.Parameter(torch.empty(dim)) if reference_view else None
         if self.reference_embed is not None:  # the scale of a projected token, so the mark shows from step 0
             nn.init.normal_(self.reference_embed, std=0.5)
+        self.ray_embed = nn.Linear(6, dim) if posed_context else None
         head_dim = dim // num_heads
         self.rope = RoPE2D(head_dim - head_dim % 4, rope_base)
         self.transformer = Transformer(dim, depth, num_heads, mlp_ratio, qk_norm, backend)
 
-    def forward(self, context_tokens: torch.Tensor, grid: tuple[int, int]) -> EncoderOutput:
+    def forward(
+        self, context_tokens: torch.Tensor, grid: tuple[int, int], context_rays: torch.Tensor | None = None
+    ) -> EncoderOutput:
         """context_tokens: [B, C, N, Db] patch tokens of the context views, N = h * w of ``grid``.
 
         Context view 0 is the reference view (the frame target poses are expressed in).
+        context_rays: [B, C, N, 6] Plücker rays of the context patches, only for ``posed_context``.
         """
+        if (self.ray_embed is None) != (context_rays is None):
+            need = "needs context_rays (posed_context ablation)" if self.ray_embed is not None else "takes no rays"
+            raise ValueError(f"this latent encoder {need}")
         batch, num_context, num_patches, _ = context_tokens.shape
         special = self.num_registers + self.num_latents
         positions = patch_positions(grid, context_tokens.device).repeat(num_context, 1)  # (C N) 2
@@ -84,6 +97,8 @@ class LatentEncoder(nn.Module):
         geometry = TokenGeometry(rope_cos=cos, rope_sin=sin, rope_dims=self.rope.dims)
 
         patches = self.input_proj(context_tokens)  # B C N D
+        if self.ray_embed is not None:
+            patches = patches + self.ray_embed(context_rays.to(patches.dtype))
         if self.reference_embed is not None:
             marked = patches[:, :1] + self.reference_embed.to(patches.dtype)
             patches = torch.cat([marked, patches[:, 1:]], dim=1)

@@ -37,8 +37,9 @@ class SpatialEncoder(nn.Module):
         out = self.backbone(images.flatten(0, 1))
         return PatchTokens(out.tokens.unflatten(0, (batch, views)), out.grid)
 
-    def encode_tokens(self, context: PatchTokens) -> EncoderOutput:
-        return self.latent(context.tokens, context.grid)
+    def encode_tokens(self, context: PatchTokens, context_rays: torch.Tensor | None = None) -> EncoderOutput:
+        """``context_rays`` [B, C, N, 6] only for the ``posed_context`` ablation (``LatentEncoder``)."""
+        return self.latent(context.tokens, context.grid, context_rays)
 
     def forward(self, images: torch.Tensor) -> EncoderOutput:
         """images: [B, C, 3, H, W] context views in [0, 1], in any order -> latents [B, L, D]."""

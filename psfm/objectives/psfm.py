@@ -18,6 +18,7 @@ from psfm.objectives import references
 from psfm.objectives.field_decoder import FieldDecoder
 from psfm.objectives.heads import DepthProbe, FeatureHead
 from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets
+from psfm.objectives.rays import plucker_rays
 from psfm.registry import Registry
 from psfm.teachers.base import Teacher
 from psfm.types import MultiViewBatch
@@ -89,7 +90,15 @@ class PSFMObjective(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Decoder features [B, K, N, D] of the views the loss covers, their indices [B, K] into V, the patch grid."""
         context = encoder.encode_views(batch.gather_views(batch.context_index, batch.images))
-        latents = encoder.encode_tokens(context).latents
+        rays = None
+        if getattr(encoder.latent, "ray_embed", None) is not None:  # the posed-context ablation
+            rays = plucker_rays(
+                batch.gather_views(batch.context_index, batch.intrinsics),
+                batch.gather_views(batch.context_index, batch.cam_to_world),
+                context.grid,
+                tuple(batch.images.shape[-2:]),
+            )
+        latents = encoder.encode_tokens(context, rays).latents
         index = self.loss_index(batch)
         features = self.decoder(
             latents,

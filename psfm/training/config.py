@@ -48,6 +48,7 @@ class EncoderConfig:
     qk_norm: bool = True
     rope_base: float = 100.0
     reference_view: bool = True  # mark context view 0, the frame of the target poses (psfm.encoders.latent)
+    posed_context: bool = False  # ablation: context rays added to the tokens (psfm.encoders.latent; not exportable)
     trainable: bool = True
 
 

@@ -179,3 +179,24 @@ def test_registry_names_unknown_entries_with_a_suggestion():
         registry.build("pixel")
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("pixels")(lambda: 2)
+
+
+def test_the_posed_context_ablation_reads_the_context_cameras_and_needs_them():
+    """Same images, other context cameras: other latents; and either form refuses the other's call."""
+    from psfm.objectives.rays import plucker_rays
+
+    torch.manual_seed(0)
+    latent = LatentEncoder(in_dim=16, dim=32, depth=1, num_heads=2, num_latents=4, posed_context=True).eval()
+    tokens = torch.randn(2, 3, 4, 16)
+    intrinsics = torch.tensor([[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]).expand(2, 3, 3, 3)
+    poses = torch.eye(4).expand(2, 3, 4, 4).clone()
+    moved = poses.clone()
+    moved[:, 1, :3, 3] = torch.tensor([1.0, 0.0, 0.0])
+    first = latent(tokens, (2, 2), plucker_rays(intrinsics, poses, (2, 2), (8, 8))).latents
+    second = latent(tokens, (2, 2), plucker_rays(intrinsics, moved, (2, 2), (8, 8))).latents
+    assert (first - second).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="needs context_rays"):
+        latent(tokens, (2, 2))
+    unposed = LatentEncoder(in_dim=16, dim=32, depth=1, num_heads=2, num_latents=4)
+    with pytest.raises(ValueError, match="takes no rays"):
+        unposed(tokens, (2, 2), plucker_rays(intrinsics, poses, (2, 2), (8, 8)))
