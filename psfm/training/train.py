@@ -92,7 +92,9 @@ def build_callbacks(command: PretrainCommand, run_dir: Path, settings: dict) -> 
         SkippedSamplesLogger(),
         LearningRateMonitor(logging_interval="step"),
     ]
-    if command.online_probe.every_steps:
+    if command.online_probe.every_steps and command.model.encoder.posed_context:
+        log.warning("online_probe is off: a posed_context encoder needs camera rays the probes do not give it")
+    elif command.online_probe.every_steps:
         data = command.datamodule
         callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size))
     if command.trainer.progress_bar:
@@ -186,7 +188,9 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         world_size=float(trainer.world_size),
         global_rank=float(trainer.global_rank),
     )
-    if command.export:
+    if command.export and command.model.encoder.posed_context:
+        log.warning("not exported: a posed_context encoder (an ablation) cannot encode images alone")
+    elif command.export:
         export_dir = run_dir / "export"
         model = command.model
         image_size = command.datamodule.image_size

@@ -201,3 +201,13 @@ def test_random_init_twin_redraws_what_psfm_trained_and_keeps_a_frozen_backbone(
     backbone_weights = [name for name in same if name.startswith("backbone.")]
     assert all(same[name] for name in backbone_weights) == frozen
     assert torch.equal(random_init_twin(tmp_path, seed=0).encoder.latent.queries, twin.latent.queries)  # seeded
+
+
+def test_the_posed_context_ablation_trains_and_is_not_exported(tiny_world, tmp_path):
+    """It needs camera rays PSFM's objective gives it; images-only users (export, online probe) cannot."""
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=3)
+    command.model.encoder.posed_context = True
+    command.online_probe.every_steps = 2
+    metrics = train(command)
+    assert metrics["global_step"] == 3 and metrics["nan_steps"] == 0
+    assert not (tmp_path / "run" / "export").exists()
