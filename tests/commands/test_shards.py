@@ -5,24 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from psfm.commands import shards
-from psfm.datamodules.datamodule import DataModuleConfig
-from psfm.datamodules.views import ViewSampling
-from tests.datamodules.shard_surgery import cut_before_scene, edit_first_meta
+from tests.datamodules.shard_surgery import cut_before_scene, edit_first_meta, finite_config
 
 
 def shards_command(directory: Path, batches: int = 10) -> shards.ShardsCommand:
     """Every check on (verify, decode), and the training loader streamed once through in finite mode."""
-    datamodule = DataModuleConfig(
-        train=str(directory),
-        val=None,
-        batch_size=4,
-        num_workers=0,
-        image_size=[16, 16],
-        views=ViewSampling(2, 4),
-        resampled=False,
-        augment=False,
-    )
-    return shards.ShardsCommand(data=str(directory), verify=True, batches=batches, datamodule=datamodule)
+    return shards.ShardsCommand(data=str(directory), verify=True, batches=batches, datamodule=finite_config(directory))
 
 
 def test_a_scene_with_all_zero_poses_is_skipped_not_a_crash(scene_shards):

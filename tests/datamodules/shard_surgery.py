@@ -11,6 +11,9 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
+from psfm.datamodules.datamodule import DataModuleConfig
+from psfm.datamodules.views import ViewSampling
+
 
 def rewrite_first_member(shard: Path, member_suffix: str, transform: Callable[[bytes], bytes]) -> None:
     """Rewrite the first member whose name ends with ``member_suffix``; the rest of the tar is kept as is."""
@@ -69,3 +72,11 @@ def insert_member(shard: Path, after_suffix: str, name: str, data: bytes, kind: 
                     extra.linkname = "/etc/passwd"
                 tar.addfile(extra, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
                 inserted = True
+
+
+def finite_config(directory: Path, batch_size: int = 4, max_views: int = 4, **overrides) -> DataModuleConfig:
+    """The tiny finite-mode loader the shard tests stream: 16 px, 2..max_views views, no jitter, no workers."""
+    options = {"num_workers": 0, "image_size": [16, 16], "resampled": False, "augment": False, **overrides}
+    return DataModuleConfig(
+        train=str(directory), val=None, batch_size=batch_size, views=ViewSampling(2, max_views), **options
+    )

@@ -9,11 +9,10 @@ import lightning as L
 import torch
 
 from psfm.datamodules.callbacks import SkippedSamplesLogger
-from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.datamodule import SceneDataModule
 from psfm.datamodules.skips import SKIPS
-from psfm.datamodules.views import ViewSampling
 from tests.conftest import write_scenes_with_views
-from tests.datamodules.shard_surgery import cut_before_scene
+from tests.datamodules.shard_surgery import cut_before_scene, finite_config
 
 
 class MeanColour(L.LightningModule):
@@ -30,12 +29,9 @@ class MeanColour(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit_one_epoch(directory: Path, tmp_path: Path) -> L.Trainer:
+def fit_one_epoch(directory: Path, tmp_path: Path, augment: bool = False) -> tuple[L.Trainer, SceneDataModule]:
     """A finite epoch of batches of 2 through ``SkippedSamplesLogger``."""
-    config = DataModuleConfig(
-        train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16], resampled=False
-    )
-    config.views = ViewSampling(2, 3)
+    config = finite_config(directory, batch_size=2, max_views=3, augment=augment)
     trainer = L.Trainer(
         max_epochs=1,
         accelerator="cpu",
@@ -46,9 +42,10 @@ def fit_one_epoch(directory: Path, tmp_path: Path) -> L.Trainer:
         callbacks=[SkippedSamplesLogger()],
         default_root_dir=tmp_path,
     )
+    datamodule = SceneDataModule(config)
     SKIPS.drain()  # this process's counter may hold skips of earlier tests
-    trainer.fit(MeanColour(), datamodule=SceneDataModule(config))
-    return trainer
+    trainer.fit(MeanColour(), datamodule=datamodule)
+    return trainer, datamodule
 
 
 def test_a_finite_epoch_that_reads_more_than_the_manifest_lists_says_so(scene_shards, tmp_path, caplog):
@@ -72,7 +69,7 @@ def test_a_finite_epoch_with_every_loss_counted_matches_the_manifest(scene_shard
     directory, keys = scene_shards
     cut_before_scene(directory / "shard-000003.tar", 1)
     with caplog.at_level("WARNING", logger="psfm.data"):
-        trainer = fit_one_epoch(directory, tmp_path)
+        trainer, _ = fit_one_epoch(directory, tmp_path)
     assert trainer.callback_metrics["data/skipped"].item() == 2
     assert not [record for record in caplog.records if "but the manifest lists" in record.getMessage()]
 
@@ -84,29 +81,7 @@ def test_skipped_samples_are_logged_per_epoch(tmp_path):
     """
     views = [4, 1, 4, 4, 1, 4, 1, 4, 4, 4, 1, 4]  # four scenes below min_views=2, each skipped once
     write_scenes_with_views(tmp_path / "shards", views)
-    config = DataModuleConfig(
-        train=str(tmp_path / "shards"),
-        val=None,
-        batch_size=2,
-        num_workers=0,
-        image_size=[16, 16],
-        resampled=False,
-        augment=True,
-    )
-    config.views = ViewSampling(2, 3)
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[SkippedSamplesLogger()],
-        default_root_dir=tmp_path,
-    )
-    datamodule = SceneDataModule(config)
-    SKIPS.drain()  # this process's counter may hold skips of earlier tests
-    trainer.fit(MeanColour(), datamodule=datamodule)
+    trainer, datamodule = fit_one_epoch(tmp_path / "shards", tmp_path, augment=True)
     assert trainer.global_step == 4  # 8 good scenes in batches of 2
     assert trainer.callback_metrics["data/skipped"].item() == 4
     assert trainer.callback_metrics["data/skipped_total"].item() == 4

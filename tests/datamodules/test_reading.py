@@ -13,24 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
+from psfm.datamodules.datamodule import SceneDataModule
 from psfm.datamodules.skips import SKIPS
-from psfm.datamodules.views import ViewSampling
-from tests.datamodules.shard_surgery import cut_before_scene, insert_member
+from tests.datamodules.shard_surgery import cut_before_scene, finite_config, insert_member
 
 
 def read_epoch(directory: Path) -> tuple[list[str], int, Counter]:
     """(scene keys delivered, skips the batches carried, skips by reason in this process) of one finite epoch."""
-    config = DataModuleConfig(
-        train=str(directory),
-        val=None,
-        batch_size=4,
-        num_workers=0,
-        image_size=[16, 16],
-        views=ViewSampling(2, 4),
-        resampled=False,
-        augment=False,
-    )
+    config = finite_config(directory)
     SKIPS.drain()  # this process's counter may hold skips of earlier tests (``fresh_skips`` also resets its log limit)
     before = Counter(SKIPS.reasons)
     batches = list(SceneDataModule(config).train_dataloader())
