@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from psfm.datamodules.format import RIGID_TOLERANCE
+from psfm.datamodules.transforms import fit_view
 
 
 class CaptureError(ValueError):
@@ -185,19 +186,18 @@ def limit_size(view: View, max_side: int) -> View:
 
 
 def fit_to(view: View, size: tuple[int, int]) -> View:
-    """Scale to cover ``size`` ([H, W]) keeping the aspect ratio, then centre-crop: no view is stretched."""
+    """Scale to cover ``size`` ([H, W]) keeping the aspect ratio, then centre-crop: no view is stretched.
+
+    The loader's ``fit_view`` (one geometry for both), with area averaging when the colours shrink.
+    """
     height, width = size
     old_height, old_width = view.image.shape[:2]
     if (old_height, old_width) == (height, width):
         return view
-    scale = max(height / old_height, width / old_width)
-    view = _resize(view, max(width, round(old_width * scale)), max(height, round(old_height * scale)))
-    top, left = (view.image.shape[0] - height) // 2, (view.image.shape[1] - width) // 2
-    intrinsics = view.intrinsics.copy()
-    intrinsics[0, 2] -= left
-    intrinsics[1, 2] -= top
-    depth = None if view.depth is None else view.depth[top : top + height, left : left + width]
-    return View(view.image[top : top + height, left : left + width], intrinsics, view.cam_to_world, depth)
+    shrinking = max(height / old_height, width / old_width) <= 1
+    rgb_filter = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    image, intrinsics, depth, _ = fit_view(view.image, view.intrinsics, size, depth=view.depth, rgb_filter=rgb_filter)
+    return View(image, intrinsics, view.cam_to_world, depth)
 
 
 def load_frame(frame: Frame, undistort_images: bool = True) -> View:

@@ -17,6 +17,7 @@ def fit_view(
     rng: random.Random | None = None,
     depth: np.ndarray | None = None,
     mask: np.ndarray | None = None,
+    rgb_filter: int = Image.BILINEAR,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Scale a view to cover ``out_hw`` (aspect kept), then crop; intrinsics follow every step.
 
@@ -29,6 +30,7 @@ def fit_view(
         intrinsics: [3, 3].
         out_hw: (H', W') output size.
         crop: ``center`` or ``random`` (needs ``rng``; a geometric augmentation that stays consistent).
+        rgb_filter: PIL filter for the colours (converters shrink large photos with ``Image.BOX``).
 
     Returns:
         rgb [H', W', 3], intrinsics [3, 3], depth [H', W'] or None, mask [H', W'] or None.
@@ -59,7 +61,7 @@ def fit_view(
     intrinsics[1] *= sy
     intrinsics[0, 2] -= x0
     intrinsics[1, 2] -= y0
-    rgb = resample(rgb, Image.BILINEAR)
+    rgb = resample(rgb, rgb_filter)
     depth = None if depth is None else resample(depth.astype(np.float32), Image.NEAREST)
     mask = None if mask is None else resample(mask.astype(np.int32), Image.NEAREST).astype(np.int64)
     return rgb, intrinsics, depth, mask

@@ -109,8 +109,8 @@ def check_resumable(path: Path, model: dict, settings: dict, force: bool = False
     """
     if not path.is_file():
         raise MissingPathError(f"{path}: checkpoint not found (resume=auto finds <run_dir>/checkpoints/last.ckpt)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # memory-mapped: only the small records are read here, Lightning reads the tensors once, later
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:
         raise UsageError(f"{path}: not a readable psfm checkpoint ({type(error).__name__}: {error})") from None
     hyper_parameters = checkpoint.get("hyper_parameters", {})
