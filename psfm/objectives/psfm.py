@@ -17,7 +17,8 @@ from psfm.encoders.spatial import SpatialEncoder
 from psfm.objectives import references
 from psfm.objectives.field_decoder import FieldDecoder
 from psfm.objectives.heads import DepthProbe, FeatureHead
-from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets
+from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets, patch_depth
+from psfm.objectives.oracle import CONTEXT_INPUTS, depth_as_image
 from psfm.objectives.rays import plucker_rays
 from psfm.registry import Registry
 from psfm.teachers.base import Teacher
@@ -36,6 +37,8 @@ class PSFMObjective(nn.Module):
     l1_weight, cosine_weight: the two terms of each teacher's loss.
     target_norm: ``layernorm`` or ``none`` on teacher features (see ``normalize_targets``).
     depth_probe: train the detached depth probe when batches carry depth.
+    context_input: ``images`` (PSFM) or ``depth``, an ablation that shows the encoder ground-truth
+        depth instead of the photos (``psfm.objectives.oracle``); such an encoder cannot be exported.
     """
 
     def __init__(
@@ -49,8 +52,12 @@ class PSFMObjective(nn.Module):
         cosine_weight: float = 1.0,
         target_norm: str = "layernorm",
         depth_probe: bool = True,
+        context_input: str = "images",
     ):
         super().__init__()
+        if context_input not in CONTEXT_INPUTS:
+            raise ValueError(f"context_input must be one of {CONTEXT_INPUTS}, got {context_input!r}")
+        self.context_input = context_input
         if loss_views not in LOSS_VIEWS:
             raise ValueError(f"loss_views must be one of {LOSS_VIEWS}, got {loss_views!r}")
         if "depth_probe" in teacher_dims:
@@ -85,11 +92,19 @@ class PSFMObjective(nn.Module):
             return torch.arange(batch.num_views, device=batch.images.device).expand(batch.batch_size, -1)
         return batch.target_index
 
+    def encoder_images(self, batch: MultiViewBatch) -> torch.Tensor:
+        """[B, V, 3, H, W] what the encoder sees of each view: the photos, or (ablation) the true depth."""
+        if self.context_input == "images":
+            return batch.images
+        if batch.depth is None:
+            raise ValueError("context_input=depth needs batches with depth (datamodule.load_depth=true)")
+        return depth_as_image(batch.depth)
+
     def synthesize(
         self, encoder: SpatialEncoder, batch: MultiViewBatch
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         """Decoder features [B, K, N, D] of the views the loss covers, their indices [B, K] into V, the patch grid."""
-        context = encoder.encode_views(batch.gather_views(batch.context_index, batch.images))
+        context = encoder.encode_views(batch.gather_views(batch.context_index, self.encoder_images(batch)))
         rays = None
         if getattr(encoder.latent, "ray_embed", None) is not None:  # the posed-context ablation
             rays = plucker_rays(
@@ -136,6 +151,7 @@ class PSFMObjective(nn.Module):
             depth_loss, abs_rel = depth_probe_loss(log_depth.flatten(0, 1), depth, grid)
             total = total + depth_loss  # gradients reach the probe only (its input is detached)
             out["depth_probe/loss"], out["depth_probe/abs_rel"] = depth_loss.detach(), abs_rel
+            out.update(self._target_depth_metrics(log_depth.detach(), index, batch, grid))
         out["loss"] = total
         return out
 
@@ -155,6 +171,34 @@ class PSFMObjective(nn.Module):
             metrics[f"{name}/ref_{reference}"] = feature_loss(guess, truth, self.l1_weight, self.cosine_weight)[0]
         return metrics
 
+    def _target_depth_metrics(
+        self, log_depth: torch.Tensor, index: torch.Tensor, batch: MultiViewBatch, grid: tuple[int, int]
+    ) -> dict[str, torch.Tensor]:
+        """The depth probe's AbsRel on unseen views only, beside the two references' AbsRel on the same patches.
+
+        ``depth_probe/abs_rel`` mixes in the context views (``loss_views=all``), whose depth a per-view
+        backbone can read off the image; only the target views say whether the latents place the scene.
+        """
+        if batch.target_index.shape[1] == 0 or not bool(batch.has_pose.all()):
+            return {}
+        if self.loss_views == "all":
+            log_depth = batch.gather_views(batch.target_index, log_depth)
+        depth, valid = patch_depth(batch.depth.flatten(0, 1), grid)  # (B V) N
+        depth, valid = depth.unflatten(0, batch.depth.shape[:2]), valid.unflatten(0, batch.depth.shape[:2])
+        truth = batch.gather_views(batch.target_index, depth)
+        known = batch.gather_views(batch.target_index, valid)
+        if not bool(known.any()):
+            return {}
+        guesses = {"target_abs_rel": log_depth.float().exp()}
+        for reference in ("copy_nearest", "mean_context"):  # context patches without depth left out of the mean
+            total = getattr(references, reference)((depth * valid)[..., None], batch)[..., 0]
+            count = getattr(references, reference)(valid[..., None].float(), batch)[..., 0]
+            guesses[f"ref_{reference}"] = total / count.clamp_min(1e-6)
+        return {
+            f"depth_probe/{name}": ((guess - truth).abs() / truth.clamp_min(1e-6))[known].mean()
+            for name, guess in guesses.items()
+        }
+
 
 class PerViewObjective(PSFMObjective):
     """Baseline: each view is encoded alone and decoded as itself (identity pose): no cross-view synthesis.
@@ -171,7 +215,7 @@ class PerViewObjective(PSFMObjective):
         self, encoder: SpatialEncoder, batch: MultiViewBatch
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
         index = self.loss_index(batch)  # B K
-        views = encoder.encode_views(batch.gather_views(index, batch.images))  # B K N Db
+        views = encoder.encode_views(batch.gather_views(index, self.encoder_images(batch)))  # B K N Db
         single = PatchTokens(views.tokens.flatten(0, 1)[:, None], views.grid)  # (B K) 1 N Db
         latents = encoder.encode_tokens(single).latents
         identity = torch.eye(4, device=latents.device).expand(latents.shape[0], 1, 4, 4)
@@ -180,6 +224,9 @@ class PerViewObjective(PSFMObjective):
         return features.squeeze(1).unflatten(0, tuple(index.shape)), index, views.grid
 
     def _target_metrics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        return {}
+
+    def _target_depth_metrics(self, *args, **kwargs) -> dict[str, torch.Tensor]:
         return {}
 
 

@@ -72,6 +72,9 @@ class ObjectiveConfig:
     cosine_weight: float = 1.0
     target_norm: str = "layernorm"
     depth_probe: bool = True
+    context_input: str = (
+        "images"  # ablation: ``depth`` shows the encoder true depth (psfm.objectives.oracle; not exportable)
+    )
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
 

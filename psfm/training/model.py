@@ -73,6 +73,7 @@ class PretrainModel(nn.Module):
             cosine_weight=objective.cosine_weight,
             target_norm=objective.target_norm,
             depth_probe=objective.depth_probe,
+            context_input=objective.context_input,
         )
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:

@@ -18,6 +18,7 @@ from torch import nn
 from psfm.geometry import intrinsics_from_fov
 from psfm.objectives.field_decoder import CAMERA_ENCODINGS, FieldDecoder
 from psfm.objectives.losses import feature_loss
+from psfm.objectives.oracle import depth_as_image
 from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES, PSFMObjective
 from psfm.teachers.base import TEACHERS
 from psfm.training.config import (
@@ -470,3 +471,79 @@ def test_reference_metrics_read_the_teacher_on_the_right_views(loss_views):
     torch.testing.assert_close(out["t/ref_mean_context"], feature_loss(mean, truth)[0])
     for key in ("t/ref_copy_nearest", "t/ref_mean_context"):
         assert torch.equal(again[key], out[key])
+
+
+class FixedLogDepth(nn.Module):
+    """A depth probe whose output is given: log depth [B, K, N] for the views the loss covers."""
+
+    def __init__(self, log_depth: torch.Tensor):
+        super().__init__()
+        self.log_depth = log_depth
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.log_depth
+
+
+@pytest.mark.parametrize("loss_views", LOSS_VIEWS)
+def test_target_depth_metrics_score_only_unseen_views_beside_the_references(loss_views):
+    """``depth_probe/target_abs_rel`` is the probe's AbsRel on the target views alone; the references' by hand.
+
+    Every view has one depth everywhere (1 + scene + view metres), so patch depth is known exactly; the probe is
+    right on the target views and 3x off on the context views, which must not show in the target metric.
+    """
+    batch = targets_in_the_middle()
+    views = torch.arange(5.0)
+    per_view = torch.stack([1 + views, 2 + views])  # B V metres
+    batch.depth = per_view[..., None, None, None].expand(-1, -1, 1, 32, 32).clone()
+    on_targets = torch.zeros(2, 5, dtype=torch.bool)
+    on_targets.scatter_(1, batch.target_index, True)
+    probed = torch.where(on_targets, per_view, 3 * per_view).log()[..., None].expand(-1, -1, 4)  # B V N
+
+    dim = 8
+    objective = PSFMObjective(dim, {"t": dim}, {"depth": 1, "num_heads": 1}, loss_views, target_norm="none")
+    index = objective.loss_index(batch)
+    objective.depth_probe = FixedLogDepth(batch.gather_views(index, probed))
+    objective.synthesize = lambda encoder, batch: (torch.zeros(2, index.shape[1], 4, dim), index, (2, 2))
+    with torch.no_grad():
+        out = objective(None, batch, {"t": FixedTeacher(torch.zeros(2, 5, 4, dim))})
+
+    assert out["depth_probe/target_abs_rel"] < 1e-6
+    if loss_views == "all":
+        assert out["depth_probe/abs_rel"] > 0.5  # the context views' 3x errors are in the mixed metric
+    truth = torch.stack([per_view[0, [1, 2]], per_view[1, [3, 2]]])
+    nearest = torch.stack([per_view[b, NEAREST_CONTEXT[b]] for b in range(2)])
+    mean = torch.stack([per_view[0, [0, 3, 4]].mean(), per_view[1, [0, 4, 1]].mean()])[:, None]
+    torch.testing.assert_close(out["depth_probe/ref_copy_nearest"], ((nearest - truth).abs() / truth).mean())
+    torch.testing.assert_close(out["depth_probe/ref_mean_context"], ((mean - truth).abs() / truth).mean())
+
+
+def test_depth_as_image_orders_depths_and_marks_unknown():
+    """Channels in [0, 1]; the first grows with depth over [0.2, 20] m; unknown depth (0) is black."""
+    depth = torch.tensor([0.0, 0.1, 0.2, 1.0, 5.0, 20.0, 50.0]).view(1, 1, 1, 7)
+    image = depth_as_image(depth)
+    assert image.shape == (1, 3, 1, 7)
+    assert image.min() >= 0 and image.max() <= 1
+    spread = image[0, 0, 0]
+    assert torch.equal(image[..., 0], torch.zeros(1, 3, 1))
+    assert spread[1] == spread[2] == 0 and spread[5] == spread[6] == 1  # clamped at the ends
+    assert (spread[3:6].diff() > 0).all()
+
+
+def test_the_depth_context_ablation_encodes_true_depth_not_the_photos():
+    """``context_input=depth``: the decoded field follows the context views' depth and ignores their pixels."""
+    config = tiny_config(teachers={"depth": {"name": "depth"}})
+    config = replace(config, objective=replace(config.objective, context_input="depth"))
+    model = build(config).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        base, _, _ = model.objective.synthesize(model.encoder, batch)
+        repaint = replace(batch, images=torch.rand_like(batch.images))
+        repainted, _, _ = model.objective.synthesize(model.encoder, repaint)
+        deeper, _, _ = model.objective.synthesize(model.encoder, replace(batch, depth=2 * batch.depth))
+    torch.testing.assert_close(repainted, base)
+    assert not torch.allclose(deeper, base, atol=1e-4)
+    assert_trains(build(config), batch)
+    with pytest.raises(ValueError, match="load_depth"):
+        model(replace(batch, depth=None))
+    with pytest.raises(ValueError, match="context_input"):
+        PSFMObjective(8, {"t": 8}, context_input="normals")
