@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from psfm.encoders.inputs import check_input
 from psfm.errors import MissingPathError, UsageError
 from psfm.io import atomic_open, atomic_write_json
 
@@ -33,12 +34,20 @@ def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def export_encoder(
-    encoder: nn.Module, backbone_config, encoder_config, image_size, directory: str | Path, write: bool = True
+    encoder: nn.Module,
+    backbone_config,
+    encoder_config,
+    image_size,
+    directory: str | Path,
+    write: bool = True,
+    input_kind: str = "images",
 ) -> Path:
     """Write ``encoder.safetensors`` and ``encoder.json`` into ``directory``; returns the JSON path.
 
     Under FSDP2 every rank must call this (shards are gathered collectively); pass ``write`` True on one.
+    ``input_kind``: what the encoder was trained to see, ``images`` or ``depth`` (``psfm.encoders.inputs``).
     """
+    check_input(input_kind)
     from safetensors.torch import save
 
     directory = Path(directory)
@@ -55,6 +64,7 @@ def export_encoder(
         "backbone": backbone,
         "encoder": asdict(encoder_config),
         "image_size": list(image_size),
+        "input": input_kind,
         "num_tokens": encoder.latent.num_latents,
         "dim": encoder.latent.dim,
     }
@@ -65,13 +75,15 @@ def export_encoder(
 class FrozenSpatialEncoder(nn.Module):
     """The frozen-encoder boundary downstream code sees: no gradients, eval mode, no-grad forward.
 
-    ``forward(images [B, C, 3, H, W] in [0, 1]) -> latents [B, num_tokens, dim]``.
+    ``forward(images [B, C, 3, H, W] in [0, 1]) -> latents [B, num_tokens, dim]``. An encoder whose
+    ``input_kind`` is ``depth`` takes ``psfm.encoders.inputs.depth_as_image(depth [B, C, 1, H, W] metres)``.
     """
 
-    def __init__(self, encoder: nn.Module, image_size: tuple[int, int]):
+    def __init__(self, encoder: nn.Module, image_size: tuple[int, int], input_kind: str = "images"):
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
         self.image_size = tuple(image_size)
+        self.input_kind = check_input(input_kind)
         self.eval()
 
     @property
@@ -171,7 +183,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> FrozenSpatialE
         raise ValueError(
             f"{weights}: does not match {record_path} (missing {missing[:3]}, unexpected {unexpected[:3]})"
         )
-    return FrozenSpatialEncoder(encoder.to(device), record["image_size"])
+    return FrozenSpatialEncoder(encoder.to(device), record["image_size"], record.get("input", "images"))
 
 
 def random_init_twin(path: str | Path, seed: int = 0, device: str | torch.device = "cpu") -> FrozenSpatialEncoder:
@@ -191,4 +203,4 @@ def random_init_twin(path: str | Path, seed: int = 0, device: str | torch.device
         encoder.backbone.load_state_dict(
             {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         )
-    return FrozenSpatialEncoder(encoder.to(device), record["image_size"])
+    return FrozenSpatialEncoder(encoder.to(device), record["image_size"], record.get("input", "images"))

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from psfm.encoders.backbones import PatchTokens
+from psfm.encoders.inputs import ENCODER_INPUTS, depth_as_image
 from psfm.encoders.spatial import SpatialEncoder
 from psfm.objectives import references
 from psfm.objectives.field_decoder import FieldDecoder
 from psfm.objectives.heads import DepthProbe, FeatureHead
 from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets, patch_depth
-from psfm.objectives.oracle import CONTEXT_INPUTS, depth_as_image
 from psfm.objectives.rays import plucker_rays
 from psfm.registry import Registry
 from psfm.teachers.base import Teacher
@@ -38,7 +38,7 @@ class PSFMObjective(nn.Module):
     target_norm: ``layernorm`` or ``none`` on teacher features (see ``normalize_targets``).
     depth_probe: train the detached depth probe when batches carry depth.
     context_input: ``images`` (PSFM) or ``depth``, an ablation that shows the encoder ground-truth
-        depth instead of the photos (``psfm.objectives.oracle``); such an encoder cannot be exported.
+        depth instead of the photos (``psfm.encoders.inputs``).
     """
 
     def __init__(
@@ -55,8 +55,8 @@ class PSFMObjective(nn.Module):
         context_input: str = "images",
     ):
         super().__init__()
-        if context_input not in CONTEXT_INPUTS:
-            raise ValueError(f"context_input must be one of {CONTEXT_INPUTS}, got {context_input!r}")
+        if context_input not in ENCODER_INPUTS:
+            raise ValueError(f"context_input must be one of {ENCODER_INPUTS}, got {context_input!r}")
         self.context_input = context_input
         if loss_views not in LOSS_VIEWS:
             raise ValueError(f"loss_views must be one of {LOSS_VIEWS}, got {loss_views!r}")

@@ -54,8 +54,9 @@ def online_metrics(source: EncoderSource, train: ProbeScenes, val: ProbeScenes) 
 
 
 class OnlineProbe(L.Callback):
-    def __init__(self, config: OnlineProbeConfig, train: str, val: str | None, image_size):
+    def __init__(self, config: OnlineProbeConfig, train: str, val: str | None, image_size, input_kind="images"):
         self.config, self.sources, self.image_size = config, (train, val or train), tuple(image_size)
+        self.input_kind = input_kind
         self.scenes: tuple[ProbeScenes, ProbeScenes] | None = None
         self.last_step = -1
 
@@ -83,7 +84,8 @@ class OnlineProbe(L.Callback):
         try:
             encoder.eval()
             with torch.no_grad():
-                metrics = online_metrics(EncoderSource(encoder, self.image_size), *self._load())
+                source = EncoderSource(encoder, self.image_size, input_kind=self.input_kind)
+                metrics = online_metrics(source, *self._load())
         finally:
             encoder.train(was_training)
         for name, value in metrics.items():

@@ -87,7 +87,7 @@ def build_sources(command: ProbeCommand) -> dict[str, object]:
     if "backbone_mean" in command.baselines:
         sources["backbone_mean"] = BackboneMeanSource(first.spatial, first.image_size)
     if "thumbnail" in command.baselines:
-        sources["thumbnail"] = ThumbnailSource(first.image_size, patch_size)
+        sources["thumbnail"] = ThumbnailSource(first.image_size, patch_size, first.input_kind)
     if "train_mean" in command.baselines:
         sources["train_mean"] = ConstantSource(first.image_size, patch_size)
     return sources

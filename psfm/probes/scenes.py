@@ -30,6 +30,7 @@ from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.skips import SKIPS
 from psfm.datamodules.stages import ShardList, scene_reader
 from psfm.datamodules.views import ViewSampling
+from psfm.encoders.inputs import check_input, depth_as_image
 from psfm.progress import track
 
 
@@ -75,6 +76,16 @@ class ProbeScenes:
     def float_images(self, scenes: slice | torch.Tensor, views: slice | Sequence[int]) -> torch.Tensor:
         """[s, v, 3, H, W] float in [0, 1] for a slice of scenes and a list/slice of view positions."""
         return self.images[scenes][:, views].float().div_(255.0)
+
+    def encoder_inputs(
+        self, input_kind: str, scenes: slice | torch.Tensor, views: slice | Sequence[int]
+    ) -> torch.Tensor:
+        """[s, v, 3, H, W] what an encoder of ``input_kind`` sees: ``float_images``, or the views' depth as images."""
+        if check_input(input_kind) == "images":
+            return self.float_images(scenes, views)
+        if self.depth is None:
+            raise ValueError("a depth-input encoder needs probe shards whose views carry depth")
+        return depth_as_image(self.depth[scenes][:, views][:, :, None].float())
 
 
 def view_order(key: str, num_views: int) -> list[int]:

@@ -53,18 +53,26 @@ class EncoderSource:
     """A psfm encoder: latents of the context views; its backbone's patch tokens per view.
 
     Takes the ``FrozenSpatialEncoder`` of ``psfm.load`` or a live ``SpatialEncoder`` (online
-    probing during training) with the image size it was trained at; it is only ever run without
+    probing during training) with the image size it was trained at and what it sees of each view
+    (``input_kind``, ``psfm.encoders.inputs``; an export knows its own); it is only ever run without
     gradients, and callers own its train/eval mode.
     """
 
     ordered, first_is_reference = True, False
 
-    def __init__(self, encoder: nn.Module, image_size: tuple[int, int] | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        image_size: tuple[int, int] | None = None,
+        batch_size: int = 16,
+        input_kind: str = "images",
+    ):
         if isinstance(encoder, FrozenSpatialEncoder):
-            image_size, encoder = encoder.image_size, encoder.encoder
+            image_size, input_kind, encoder = encoder.image_size, encoder.input_kind, encoder.encoder
         if image_size is None:
             raise ValueError("EncoderSource needs the image size the encoder was trained at")
         self.spatial, self.image_size, self.batch_size = encoder, tuple(image_size), batch_size
+        self.input_kind = input_kind
 
     @property
     def device(self) -> torch.device:
@@ -78,8 +86,8 @@ class EncoderSource:
         grid = (0, 0)
         for part in _batches(len(scenes), self.batch_size):
             # each subset is encoded on its own: a joint multi-view backbone must not see the other subset
-            first = spatial.encode_views(scenes.float_images(part, slice(0, context)).to(self.device))
-            second = spatial.encode_views(scenes.float_images(part, slice(context, 2 * context)).to(self.device))
+            first = spatial.encode_views(self._inputs(scenes, part, slice(0, context)))
+            second = spatial.encode_views(self._inputs(scenes, part, slice(context, 2 * context)))
             grid = first.grid
             scene_tokens.append(spatial.encode_tokens(first).latents.float().cpu())
             subset_tokens.append(spatial.encode_tokens(second).latents.float().cpu())
@@ -87,6 +95,9 @@ class EncoderSource:
         return ProbeFeatures(
             torch.cat(scene_tokens), torch.cat(subset_tokens), torch.cat(view_tokens), grid, True, False
         )
+
+    def _inputs(self, scenes: ProbeScenes, part: slice, views: slice) -> torch.Tensor:
+        return scenes.encoder_inputs(self.input_kind, part, views).to(self.device)
 
 
 class BackboneMeanSource(EncoderSource):
@@ -101,7 +112,7 @@ class BackboneMeanSource(EncoderSource):
         first, second, grid = [], [], (0, 0)
         for part in _batches(len(scenes), self.batch_size):
             for subset, store in ((slice(0, context), first), (slice(context, 2 * context), second)):
-                views = backbone.encode_views(scenes.float_images(part, subset).to(self.device))
+                views = backbone.encode_views(self._inputs(scenes, part, subset))
                 store.append(views.tokens.float().cpu())
                 grid = views.grid
         tokens = torch.cat(first)  # S C N Db
@@ -110,19 +121,22 @@ class BackboneMeanSource(EncoderSource):
 
 
 class ThumbnailSource:
-    """Non-learned: an 8 x 8 thumbnail per view; per patch, a 4 x 4 thumbnail of the patch's pixels."""
+    """Non-learned: an 8 x 8 thumbnail per view; per patch, a 4 x 4 thumbnail of the patch's pixels.
+
+    Of what the encoders compared see (``input_kind``): a depth-input encoder is held to depth thumbnails.
+    """
 
     ordered, first_is_reference = False, True
 
-    def __init__(self, image_size: tuple[int, int], patch_size: int = 16):
-        self.image_size, self.patch_size = tuple(image_size), patch_size
+    def __init__(self, image_size: tuple[int, int], patch_size: int = 16, input_kind: str = "images"):
+        self.image_size, self.patch_size, self.input_kind = tuple(image_size), patch_size, input_kind
 
     def features(self, scenes: ProbeScenes) -> ProbeFeatures:
         context = scenes.num_context
         grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
         thumbs, patches = [], []
         for part in _batches(len(scenes), 64):
-            images = scenes.float_images(part, slice(0, 2 * context))  # s 2C 3 H W
+            images = scenes.encoder_inputs(self.input_kind, part, slice(0, 2 * context))  # s 2C 3 H W
             flat = images.flatten(0, 1)
             thumbs.append(F.adaptive_avg_pool2d(flat, THUMBNAIL_SIZE).flatten(1).unflatten(0, images.shape[:2]))
             small = F.adaptive_avg_pool2d(flat, (grid[0] * PATCH_PIXELS, grid[1] * PATCH_PIXELS))

@@ -73,7 +73,7 @@ class ObjectiveConfig:
     target_norm: str = "layernorm"
     depth_probe: bool = True
     context_input: str = (
-        "images"  # ablation: ``depth`` shows the encoder true depth (psfm.objectives.oracle; not exportable)
+        "images"  # ablation: ``depth`` shows the encoder true depth (psfm.encoders.inputs; the export records it)
     )
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 

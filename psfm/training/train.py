@@ -22,7 +22,7 @@ from psfm.export import export_encoder
 from psfm.io import atomic_write_bytes, remove_stale_temporaries
 from psfm.probes.online import OnlineProbe
 from psfm.training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RunFolderCheckpoint
-from psfm.training.config import ModelConfig, PretrainCommand, TrainerConfig, command_from_config
+from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
 from psfm.training.resume import ResumeSettings, check_resumable, find_checkpoint, resume_settings
 
@@ -92,25 +92,15 @@ def build_callbacks(command: PretrainCommand, run_dir: Path, settings: dict) -> 
         SkippedSamplesLogger(),
         LearningRateMonitor(logging_interval="step"),
     ]
-    if command.online_probe.every_steps and _ablation(command.model):
-        log.warning(
-            "online_probe is off: the %s encoder (an ablation) cannot encode images alone", _ablation(command.model)
-        )
+    if command.online_probe.every_steps and command.model.encoder.posed_context:
+        log.warning("online_probe is off: a posed_context encoder needs camera rays the probes do not give it")
     elif command.online_probe.every_steps:
         data = command.datamodule
-        callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size))
+        input_kind = command.model.objective.context_input
+        callbacks.append(OnlineProbe(command.online_probe, data.train, data.val, data.image_size, input_kind))
     if command.trainer.progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks
-
-
-def _ablation(model: ModelConfig) -> str:
-    """The name of the ablation that makes an encoder unusable on images alone, or ''."""
-    if model.encoder.posed_context:
-        return "posed_context"
-    if model.objective.context_input != "images":
-        return f"context_input={model.objective.context_input}"
-    return ""
 
 
 def remove_torn_checkpoints(run_dir: Path) -> None:
@@ -199,14 +189,22 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         world_size=float(trainer.world_size),
         global_rank=float(trainer.global_rank),
     )
-    if command.export and _ablation(command.model):
-        log.warning("not exported: the %s encoder (an ablation) cannot encode images alone", _ablation(command.model))
+    if command.export and command.model.encoder.posed_context:
+        log.warning("not exported: a posed_context encoder (an ablation) cannot encode images alone")
     elif command.export:
         export_dir = run_dir / "export"
         model = command.model
         image_size = command.datamodule.image_size
         write = trainer.is_global_zero
-        export_encoder(module.model.encoder, model.backbone, model.encoder, image_size, export_dir, write=write)
+        export_encoder(
+            module.model.encoder,
+            model.backbone,
+            model.encoder,
+            image_size,
+            export_dir,
+            write=write,
+            input_kind=model.objective.context_input,
+        )
         if write:
             log.info("exported the encoder to %s (load it with psfm.load)", export_dir)
     return metrics

@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
+from psfm.encoders.inputs import depth_as_image
 from psfm.geometry import intrinsics_from_fov
 from psfm.objectives.field_decoder import CAMERA_ENCODINGS, FieldDecoder
 from psfm.objectives.losses import feature_loss
-from psfm.objectives.oracle import depth_as_image
 from psfm.objectives.psfm import LOSS_VIEWS, OBJECTIVES, PSFMObjective
 from psfm.teachers.base import TEACHERS
 from psfm.training.config import (

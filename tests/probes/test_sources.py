@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
+from psfm.encoders.inputs import depth_as_image
 from psfm.export import FrozenSpatialEncoder
 from psfm.probes.sources import BackboneMeanSource, ConstantSource, EncoderSource, ThumbnailSource
 from psfm.training.config import BackboneConfig, EncoderConfig
@@ -94,3 +96,32 @@ def test_encoder_source_takes_a_live_encoder_with_its_image_size(encoder):
     live = EncoderSource(encoder.encoder, (32, 32))
     assert live.image_size == (32, 32) == EncoderSource(encoder).image_size
     assert torch.allclose(live.features(scenes).scene_tokens, EncoderSource(encoder).features(scenes).scene_tokens)
+
+
+@pytest.mark.parametrize("source", ["encoder", "backbone_mean", "thumbnail", "live"])
+def test_depth_input_sources_read_the_views_depth_not_their_photos(encoder, source):
+    """A depth-input encoder (and the thumbnail it is held to) sees ``depth_as_image`` of each view, nothing else."""
+    depth_encoder = FrozenSpatialEncoder(encoder.encoder, (32, 32), input_kind="depth")
+    build = {
+        "encoder": lambda: EncoderSource(depth_encoder),
+        "backbone_mean": lambda: BackboneMeanSource(depth_encoder),
+        "thumbnail": lambda: ThumbnailSource((32, 32), patch_size=16, input_kind="depth"),
+        "live": lambda: EncoderSource(encoder.encoder, (32, 32), input_kind="depth"),
+    }[source]
+    scenes = scenes_with_images()
+    scenes.depth = 0.5 + 4 * torch.rand(3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    features = build().features(scenes)
+
+    repainted = scenes_with_images(seed=5)
+    repainted.depth = scenes.depth
+    assert torch.allclose(build().features(repainted).scene_tokens, features.scene_tokens, atol=1e-6)
+    deeper = scenes_with_images()
+    deeper.depth = 2 * scenes.depth
+    assert not torch.allclose(build().features(deeper).scene_tokens, features.scene_tokens, atol=1e-4)
+    if source == "thumbnail":  # the thumbnail of a view is the thumbnail of its depth image
+        expected = F.adaptive_avg_pool2d(depth_as_image(scenes.depth[:, :2, None]).flatten(0, 1), 8)
+        torch.testing.assert_close(features.scene_tokens, expected.flatten(1).unflatten(0, (3, 2)))
+
+    scenes.depth = None
+    with pytest.raises(ValueError, match="depth"):
+        build().features(scenes)

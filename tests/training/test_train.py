@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -203,17 +204,27 @@ def test_random_init_twin_redraws_what_psfm_trained_and_keeps_a_frozen_backbone(
     assert torch.equal(random_init_twin(tmp_path, seed=0).encoder.latent.queries, twin.latent.queries)  # seeded
 
 
-@pytest.mark.parametrize("ablation", ["posed_context", "context_input=depth"])
-def test_the_context_ablations_train_and_are_not_exported(tiny_world, tmp_path, ablation):
-    """They need camera rays or true depth that PSFM's objective gives them; images-only users (export, online
-    probe) cannot."""
+def test_the_posed_context_ablation_trains_and_is_not_exported(tiny_world, tmp_path):
+    """It needs camera rays PSFM's objective gives it; images-only users (export, online probe) cannot."""
     command = tiny_command(tiny_world, tmp_path / "run", max_steps=3)
-    if ablation == "posed_context":
-        command.model.encoder.posed_context = True
-    else:
-        command.model.objective.context_input = "depth"
-        command.datamodule.load_depth = True
+    command.model.encoder.posed_context = True
     command.online_probe.every_steps = 2
     metrics = train(command)
     assert metrics["global_step"] == 3 and metrics["nan_steps"] == 0
     assert not (tmp_path / "run" / "export").exists()
+
+
+def test_a_depth_input_encoder_trains_probes_online_and_exports_what_it_reads(tiny_world, tmp_path):
+    """``context_input=depth``: the export says ``input: depth`` and ``psfm.load`` gives it back with it."""
+    from psfm.export import load, random_init_twin
+
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=3)
+    command.model.objective.context_input = "depth"
+    command.datamodule.load_depth = True
+    command.online_probe.every_steps = 2
+    metrics = train(command)
+    assert metrics["global_step"] == 3 and metrics["nan_steps"] == 0
+    assert math.isfinite(metrics["probe/floor_area_mae_ratio"])  # the online probe read depth too
+    export = tmp_path / "run" / "export"
+    assert json.loads((export / "encoder.json").read_text())["input"] == "depth"
+    assert load(export).input_kind == "depth" and random_init_twin(export).input_kind == "depth"
