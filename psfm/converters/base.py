@@ -2,8 +2,9 @@
 
 A converter module only knows its format. It provides
 
-* ``find_scenes(root) -> list[Path]``: the capture folders under what the user typed (one, or many);
-* ``read_scene(path, options) -> Capture``: the frames a scene's metadata describes, cheap, no pixels.
+* ``find_scenes(root) -> list[Path]``: the capture folders (or video files) under what the user typed;
+* ``read_scene(path, options) -> Capture``: the frames a scene's metadata describes, cheap, no pixels
+  (a video is the exception: its frames exist only once decoded, so it decodes and samples them itself).
 
 Everything else is here, the same for every format: stride and view limits, loading and undistorting
 (``psfm.converters.frames``), skipping a bad frame or scene with a reason and a message naming the file,
@@ -38,6 +39,7 @@ CONVERTERS: dict[str, str] = {
     "colmap": "psfm.converters.colmap",
     "scannet": "psfm.converters.scannet",
     "images": "psfm.converters.images",
+    "video": "psfm.converters.video",
 }
 MAX_LOGGED_PROBLEMS = 20
 
@@ -51,6 +53,7 @@ class Capture:
     metric_scale: str = "none"  # gt | sensor_depth | none
     source: dict[str, Any] = field(default_factory=dict)
     skipped: list[CaptureError] = field(default_factory=list)  # frames the metadata already rules out
+    sampled: bool = False  # the format already applied stride and max_views (video: by time and sharpness)
 
 
 @dataclass
@@ -97,8 +100,10 @@ def converter(name: str):
 
 
 def scene_key(root: Path, scene: Path) -> str:
-    """A shard key from the scene folder's path under ``root`` (its own name when it is ``root``)."""
+    """A shard key from the scene's path under ``root`` (its own name when it is ``root``; a file's without suffix)."""
     relative = scene.name if scene == root else scene.relative_to(root).as_posix()
+    if scene.is_file():
+        relative = relative.removesuffix(scene.suffix)
     return re.sub(r"[^A-Za-z0-9_-]+", "_", relative).strip("_") or "scene"
 
 
@@ -117,7 +122,7 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         return SceneResult(key, None, scene_problem=(error.reason, str(error)))
     problems = [(error.reason, str(error)) for error in capture.skipped]
     views = []
-    for frame in select_frames(capture.frames, options):
+    for frame in capture.frames if capture.sampled else select_frames(capture.frames, options):
         try:
             views.append(limit_size(load_frame(frame, options.distortion == "undistort"), options.max_side))
         except CaptureError as error:
