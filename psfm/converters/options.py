@@ -80,6 +80,7 @@ class ConvertOptions:
     distortion: str = "undistort"  # undistort: resample to a pinhole image | refuse: skip distorted frames
     image_format: str = "jpg"
     jpeg_quality: int = 90
+    pose_model: str | None = None  # "package.module:factory" of a local pose model for unposed captures (poses.py)
     transforms: TransformsOptions = field(default_factory=TransformsOptions)
     colmap: ColmapOptions = field(default_factory=ColmapOptions)
     scannet: ScanNetOptions = field(default_factory=ScanNetOptions)

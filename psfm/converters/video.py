@@ -39,6 +39,7 @@ from psfm.errors import UsageError
 
 LOOKS_FOR = "a video file (.mp4 .mov .mkv .avi .webm), or a folder of them"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+UNPOSED = True  # pose_model= may predict its poses
 
 # [H, W, C] -> the picture as shown, named after ffmpeg's filters
 TURNS = {
