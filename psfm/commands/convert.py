@@ -1,4 +1,4 @@
-"""``psfm convert <format>``: a real capture (transforms.json, COLMAP, ScanNet, image folder) into shards."""
+"""``psfm convert <format>``: a real capture (transforms.json, COLMAP, ScanNet, image folder, video) into shards."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ SHOWN_PROBLEMS = 5
 class ConvertCommand(ConvertOptions):
     """Schema of ``configs/convert.yaml``: where from and to, then the converter options (``ConvertOptions``)."""
 
-    format: str | None = None  # transforms | colmap | scannet | images (also the first word: psfm convert colmap)
-    input: str | None = None  # one capture folder, or a folder of them (one scene each)
+    format: str | None = None  # transforms | colmap | scannet | images | video (or the first word: psfm convert video)
+    input: str | None = None  # one capture folder (or video file), or a folder of them (one scene each)
     out: str | None = None  # shard folder (created; re-running resumes)
     workers: int = 1
     samples_per_shard: int = 16

@@ -2,12 +2,15 @@
 
 A converter module only knows its format. It provides
 
-* ``find_scenes(root) -> list[Path]``: the capture folders under what the user typed (one, or many);
-* ``read_scene(path, options) -> Capture``: the frames a scene's metadata describes, cheap, no pixels.
+* ``find_scenes(root) -> list[Path]``: the capture folders (or video files) under what the user typed;
+* ``read_scene(path, options) -> Capture``: the frames a scene's metadata describes, cheap, no pixels
+  (a video is the exception: its frames exist only once decoded, so it decodes and samples them itself);
+* ``UNPOSED = True`` where its captures carry no poses, so ``pose_model=`` may predict them.
 
 Everything else is here, the same for every format: stride and view limits, loading and undistorting
 (``psfm.converters.frames``), skipping a bad frame or scene with a reason and a message naming the file,
-fitting views to one size, parallel workers, resuming from ``ShardWriter.done_keys``, and the report.
+fitting views to one size, poses from the user's model for unposed captures (``psfm.converters.poses``),
+parallel workers, resuming from ``ShardWriter.done_keys``, and the report.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ import multiprocessing
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from psfm.converters.frames import CaptureError, Frame, fit_to, limit_size, load_frame
 from psfm.converters.options import ConvertOptions
+from psfm.converters.poses import load_pose_model, predict_poses
 from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.sample import ShardSample, build_sample
 from psfm.datamodules.writer import ShardWriter
@@ -38,6 +42,7 @@ CONVERTERS: dict[str, str] = {
     "colmap": "psfm.converters.colmap",
     "scannet": "psfm.converters.scannet",
     "images": "psfm.converters.images",
+    "video": "psfm.converters.video",
 }
 MAX_LOGGED_PROBLEMS = 20
 
@@ -48,9 +53,10 @@ class Capture:
 
     frames: list[Frame]
     pose_source: str  # gt | colmap | predicted | none
-    metric_scale: str = "none"  # gt | sensor_depth | none
+    metric_scale: str = "none"  # gt | sensor_depth | predicted | none
     source: dict[str, Any] = field(default_factory=dict)
     skipped: list[CaptureError] = field(default_factory=list)  # frames the metadata already rules out
+    sampled: bool = False  # the format already applied stride and max_views (video: by time and sharpness)
 
 
 @dataclass
@@ -97,8 +103,10 @@ def converter(name: str):
 
 
 def scene_key(root: Path, scene: Path) -> str:
-    """A shard key from the scene folder's path under ``root`` (its own name when it is ``root``)."""
+    """A shard key from the scene's path under ``root`` (its own name when it is ``root``; a file's without suffix)."""
     relative = scene.name if scene == root else scene.relative_to(root).as_posix()
+    if scene.is_file():
+        relative = relative.removesuffix(scene.suffix)
     return re.sub(r"[^A-Za-z0-9_-]+", "_", relative).strip("_") or "scene"
 
 
@@ -117,7 +125,7 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         return SceneResult(key, None, scene_problem=(error.reason, str(error)))
     problems = [(error.reason, str(error)) for error in capture.skipped]
     views = []
-    for frame in select_frames(capture.frames, options):
+    for frame in capture.frames if capture.sampled else select_frames(capture.frames, options):
         try:
             views.append(limit_size(load_frame(frame, options.distortion == "undistort"), options.max_side))
         except CaptureError as error:
@@ -127,6 +135,15 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         return SceneResult(key, None, frame_problems=problems, scene_problem=("no_usable_frames", reason))
     size = views[0].image.shape[:2]
     views = [fit_to(view, size) for view in views]
+    if options.pose_model:
+        try:
+            views, prediction = predict_poses(options.pose_model, views, str(scene))
+        except CaptureError as error:
+            return SceneResult(key, None, frame_problems=problems, scene_problem=(error.reason, str(error)))
+        refined = {"intrinsics": "predicted"} if prediction.intrinsics is not None else {}
+        source = {**capture.source, "pose_model": options.pose_model, **refined}
+        metric_scale = "predicted" if prediction.metric_scale else "none"
+        capture = replace(capture, pose_source="predicted", metric_scale=metric_scale, source=source)
     has_depth = all(view.depth is not None for view in views)
     try:
         sample = build_sample(
@@ -142,6 +159,9 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
             jpeg_quality=options.jpeg_quality,
         )
     except ShardFormatError as error:  # a camera the format refuses (e.g. a principal point far outside)
+        if options.pose_model:  # then the cameras are the model's
+            message = f"{scene}: pose_model={options.pose_model} answered cameras the shard format refuses: {error}"
+            return SceneResult(key, None, frame_problems=problems, scene_problem=("bad_pose_prediction", message))
         return SceneResult(key, None, frame_problems=problems, scene_problem=("invalid_scene", str(error)))
     return SceneResult(key, sample, len(views), problems)
 
@@ -167,6 +187,15 @@ def find_scenes(format_name: str, root: str | Path) -> list[tuple[Path, str]]:
             raise UsageError(f"input={root}: scenes {seen[key]} and {scene} would share the shard key {key!r}")
         seen[key] = scene
     return keyed
+
+
+def check_pose_model(format_name: str, spec: str) -> None:
+    """Refuse ``pose_model=`` for a format with its own poses, and load it now: a bad spec is named before any work."""
+    unposed = [name for name in CONVERTERS if getattr(converter(name), "UNPOSED", False)]
+    if format_name not in unposed:
+        formats = ", ".join(unposed)
+        raise UsageError(f"pose_model={spec} is for unposed captures ({formats}); {format_name} brings its own poses")
+    load_pose_model(spec)  # cached: worker processes fork with it loaded
 
 
 def _record(report: ConversionReport, result: SceneResult) -> None:
@@ -196,10 +225,14 @@ def convert(
     order whatever ``workers`` is.
     """
     options = options or ConvertOptions()
+    if options.pose_model:
+        check_pose_model(format_name, options.pose_model)
     scenes = find_scenes(format_name, root)
     report = ConversionReport(Path(out), format_name, scenes_found=len(scenes))
     info = {"producer": "psfm.converters", "format": format_name}
-    info |= {name: value for name, value in asdict(options).items() if not isinstance(value, dict)}
+    # options left unset (None) are left out, so folders written before such an option existed still resume
+    shared = {name: value for name, value in asdict(options).items() if not isinstance(value, dict)}
+    info |= {name: value for name, value in shared.items() if value is not None}
     # flat keys, so a refused resume names the one option that differs; other formats' options do not matter
     info |= {f"{format_name}.{name}": value for name, value in asdict(getattr(options, format_name)).items()}
     start = time.perf_counter()

@@ -31,7 +31,7 @@ class CaptureError(ValueError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame as its format describes it, before any pixel is read.
+    """One frame as its format describes it, before any pixel is read (a video frame brings its decoded ``pixels``).
 
     ``intrinsics`` are in pixels of an image of ``declared_size`` ([H, W]); when the image on disk has another
     size (a downscaled folder), they are scaled per axis to it. ``distortion`` holds OpenCV's coefficients
@@ -48,6 +48,7 @@ class Frame:
     depth_intrinsics: np.ndarray | None = None  # [3, 3] of the depth image; None: the colour intrinsics
     depth_units: float = 1e-3
     exif_transpose: bool = False
+    pixels: np.ndarray | None = None  # [H, W, 3] uint8 already decoded (a video's frames exist only in its file)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def load_frame(frame: Frame, undistort_images: bool = True) -> View:
             f"{frame.where}: lens distortion {np.round(frame.distortion, 6).tolist()} and distortion=refuse "
             "(distortion=undistort resamples it to a pinhole image)",
         )
-    image = read_rgb(frame.image, frame.where, frame.exif_transpose)
+    image = frame.pixels if frame.pixels is not None else read_rgb(frame.image, frame.where, frame.exif_transpose)
     height, width = image.shape[:2]
     intrinsics = np.asarray(frame.intrinsics, dtype=np.float64)
     if frame.declared_size is not None and tuple(frame.declared_size) != (height, width):

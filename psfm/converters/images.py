@@ -3,7 +3,8 @@
 Such captures carry no cameras: every view gets ``cam_to_world: null`` (``pose_source: none``) and assumed
 pinhole intrinsics, the principal point at the centre and a field of view of ``images.fov_deg`` across the
 longer side (recorded in ``source``). Views whose size differs from the first one's are scaled to cover it
-and centre-cropped, so nothing is stretched. Poses for such scenes come later (SfM or a pose predictor).
+and centre-cropped, so nothing is stretched. Poses for such scenes come later (SfM), or from a pose model
+at conversion (``pose_model=``, ``psfm.converters.poses``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from psfm.converters.options import ConvertOptions
 
 LOOKS_FOR = "a folder of .jpg/.jpeg/.png images, or subfolders of such"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+UNPOSED = True  # pose_model= may predict its poses
 EXIF_ORIENTATION = 274
 TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # the ones that swap width and height
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from psfm.errors import UsageError, require_at_least
@@ -38,6 +39,11 @@ class ScanNetOptions:
     depth: bool = True  # read depth/*.png (millimetres) into the shards
 
 
+def check_fov(section: str, fov_deg: float) -> None:
+    if not 1.0 <= fov_deg <= 170.0:
+        raise UsageError(f"{section}.fov_deg={fov_deg} must lie in [1, 170]")
+
+
 @dataclass
 class ImagesOptions:
     """Unposed image folders."""
@@ -45,8 +51,23 @@ class ImagesOptions:
     fov_deg: float = 60.0  # assumed field of view across the longer side: such captures carry no intrinsics
 
     def __post_init__(self) -> None:
-        if not 1.0 <= self.fov_deg <= 170.0:
-            raise UsageError(f"images.fov_deg={self.fov_deg} must lie in [1, 170]")
+        check_fov("images", self.fov_deg)
+
+
+@dataclass
+class VideoOptions:
+    """Video files (PyAV), unposed like image folders."""
+
+    every_seconds: float = 0.0  # one view per this many seconds of video; 0 = the shared stride over decoded frames
+    min_sharpness: float = 0.0  # variance of the greyscale Laplacian a view needs; the sharpest frame of each
+    # sampling window is taken (0 = off: the window's first frame, no rejection)
+    fov_deg: float = 60.0  # assumed field of view across the longer side (videos carry no intrinsics)
+
+    def __post_init__(self) -> None:
+        check_fov("video", self.fov_deg)
+        for name in ("every_seconds", "min_sharpness"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise UsageError(f"video.{name}={getattr(self, name)} cannot work: it must be a number, at least 0")
 
 
 @dataclass
@@ -54,18 +75,24 @@ class ConvertOptions:
     """Frame selection, size and distortion policy shared by every format, then each format's own options."""
 
     stride: int = 1  # keep every stride-th frame
-    max_views: int = 0  # at most this many views per scene after the stride (0 = all)
+    max_views: int = 0  # at most this many views per scene after the stride (0 = all; video: spread over it)
     max_side: int = 0  # shrink views whose longer side exceeds this (0 = keep the size)
     distortion: str = "undistort"  # undistort: resample to a pinhole image | refuse: skip distorted frames
     image_format: str = "jpg"
     jpeg_quality: int = 90
+    pose_model: str | None = None  # "package.module:factory" of a local pose model for unposed captures (poses.py)
     transforms: TransformsOptions = field(default_factory=TransformsOptions)
     colmap: ColmapOptions = field(default_factory=ColmapOptions)
     scannet: ScanNetOptions = field(default_factory=ScanNetOptions)
     images: ImagesOptions = field(default_factory=ImagesOptions)
+    video: VideoOptions = field(default_factory=VideoOptions)
 
     def __post_init__(self) -> None:
         require_at_least(1, "", stride=self.stride)
+        if self.video.every_seconds > 0 and self.stride > 1:
+            raise UsageError(
+                f"video.every_seconds={self.video.every_seconds} and stride={self.stride} both choose frames: set one"
+            )
         require_at_least(0, "", max_views=self.max_views, max_side=self.max_side)
         if self.distortion not in DISTORTION_POLICIES:
             raise UsageError(f"distortion={self.distortion!r}: use one of {', '.join(DISTORTION_POLICIES)}")

@@ -12,7 +12,7 @@ A WebDataset shard is a plain tar. One sample is one scene; its members share th
     {"format": "psfm-scene", "version": 1, "scene_id": "<key>",
      "source": {"kind": "world" | "scannet" | ..., ...free-form provenance...},
      "image_size": [H, W], "pose_source": "gt" | "colmap" | "predicted" | "none",
-     "metric_scale": "gt" | "sensor_depth" | "none",     # where metric units come from
+     "metric_scale": "gt" | "sensor_depth" | "predicted" | "none",  # where metric units come from
      "views": [{"image": "000.rgb.jpg", "depth": "000.depth.png" | null, "mask": "000.mask.png" | null,
                 "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
                 "cam_to_world": 4x4 OpenCV camera-to-world | null}, ...],
@@ -36,7 +36,7 @@ import numpy as np
 FORMAT_NAME = "psfm-scene"
 FORMAT_VERSION = 1
 POSE_SOURCES = ("gt", "colmap", "predicted", "none")
-METRIC_SCALES = ("gt", "sensor_depth", "none")
+METRIC_SCALES = ("gt", "sensor_depth", "predicted", "none")  # predicted: a pose model's metric translations
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")  # used with fullmatch: "$" would admit a trailing newline
 VIEW_MEMBER_PATTERN = re.compile(r"(?P<view>[0-9]{3})\.(?P<kind>rgb\.jpg|rgb\.png|depth\.png|mask\.png)")
 META_MEMBER = "meta.json"

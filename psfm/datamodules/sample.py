@@ -51,7 +51,7 @@ def build_sample(
         depths: optional V arrays [H, W] metric z-depth in metres (0 or NaN = unknown).
         masks: optional V arrays [H, W] instance ids (0 = background).
         objects, room: optional annotations (see ``docs/shard_format.md``).
-        metric_scale: where metric units come from (``gt``, ``sensor_depth``, ``none``).
+        metric_scale: where metric units come from (``gt``, ``sensor_depth``, ``predicted``, ``none``).
 
     Raises:
         ShardFormatError: when the result would not validate (the writer re-checks anyway).

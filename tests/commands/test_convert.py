@@ -58,13 +58,16 @@ def test_workers_write_the_same_shards_as_one_process(captures, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
-        (["convert", "input=x", "out=y"], "name a format: psfm convert {transforms|colmap|scannet|images}"),
+        (["convert", "input=x", "out=y"], "name a format: psfm convert {transforms|colmap|scannet|images|video}"),
         (["convert", "colmp", "input=x", "out=y"], "format='colmp' is not a known capture format"),
         (["convert", "colmap", "out=y"], "input= is required"),
         (["convert", "colmap", "input=nowhere", "out=y"], "input=nowhere does not exist"),
         (["convert", "scannet", "input=.", "out=y"], "no scannet capture found there (a folder with color/"),
         (["convert", "images", "input=.", "out=y", "stride=0"], "stride=0 cannot work"),
         (["convert", "images", "input=.", "out=y", "distortion=ignore"], "distortion='ignore': use one of"),
+        (["convert", "video", "input=.", "out=y", "stride=2", "video.every_seconds=1"], "both choose frames: set one"),
+        (["convert", "video", "input=.", "out=y"], "no video capture found there (a video file (.mp4"),
+        (["convert", "video", "input=.", "out=y", "video.min_sharpness=nan"], "video.min_sharpness=nan cannot work"),
     ],
 )
 def test_usage_mistakes_end_in_one_line(argv, said, tmp_path, monkeypatch, capsys):
