@@ -49,3 +49,12 @@ def depth_probe_loss(
     loss = (log_depth[valid] - target[valid].log()).abs().mean()
     abs_rel = ((log_depth[valid].detach().exp() - target[valid]).abs() / target[valid]).mean()
     return loss, abs_rel
+
+
+def median_aligned(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """predicted, truth [..., N] (truth NaN where unknown) -> predicted scaled per row by median(truth / predicted).
+
+    A row with no valid entry is left as it is (``depth_scores`` scores it NaN anyway).
+    """
+    ratio = (truth / predicted.clamp_min(1e-6)).nanmedian(dim=-1, keepdim=True).values
+    return predicted * torch.nan_to_num(ratio, nan=1.0)

@@ -18,7 +18,7 @@ from psfm.encoders.spatial import SpatialEncoder
 from psfm.objectives import references
 from psfm.objectives.field_decoder import FieldDecoder
 from psfm.objectives.heads import DepthProbe, FeatureHead
-from psfm.objectives.losses import depth_probe_loss, feature_loss, normalize_targets, patch_depth
+from psfm.objectives.losses import depth_probe_loss, feature_loss, median_aligned, normalize_targets, patch_depth
 from psfm.objectives.rays import plucker_rays
 from psfm.registry import Registry
 from psfm.teachers.base import Teacher
@@ -194,6 +194,10 @@ class PSFMObjective(nn.Module):
             total = getattr(references, reference)((depth * valid)[..., None], batch)[..., 0]
             count = getattr(references, reference)(valid[..., None].float(), batch)[..., 0]
             guesses[f"ref_{reference}"] = total / count.clamp_min(1e-6)
+        # scale-aligned (each view times its median ratio to the truth): the view's *shape*, not the room's size
+        unknown_as_nan = torch.where(known, truth, torch.full_like(truth, float("nan")))
+        for name, guess in list(guesses.items()):
+            guesses[f"{name}_aligned"] = median_aligned(guess, unknown_as_nan)
         return {
             f"depth_probe/{name}": ((guess - truth).abs() / truth.clamp_min(1e-6))[known].mean()
             for name, guess in guesses.items()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from psfm.objectives.losses import median_aligned
 from psfm.objectives.rays import camera_rays, plucker_rays
 from psfm.probes.models import RayDepthProbe, Ridge, fit_probe
 from psfm.probes.results import ProbeScore, bootstrap_ci
@@ -38,15 +39,6 @@ def depth_scores(predicted: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Te
     delta = ((ratio < 1.25) & valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1)
     empty = ~valid.flatten(1).any(1)
     return rel.masked_fill(empty, torch.nan), delta.float().masked_fill(empty, torch.nan)
-
-
-def median_aligned(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """predicted, truth [..., N] (truth NaN where unknown) -> predicted scaled per row by median(truth / predicted).
-
-    A row with no valid entry is left as it is (``depth_scores`` scores it NaN anyway).
-    """
-    ratio = (truth / predicted.clamp_min(1e-6)).nanmedian(dim=-1, keepdim=True).values
-    return predicted * torch.nan_to_num(ratio, nan=1.0)
 
 
 ALIGNED = "AbsRel, scale-aligned"

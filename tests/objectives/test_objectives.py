@@ -515,6 +515,15 @@ def test_target_depth_metrics_score_only_unseen_views_beside_the_references(loss
     mean = torch.stack([per_view[0, [0, 3, 4]].mean(), per_view[1, [0, 4, 1]].mean()])[:, None]
     torch.testing.assert_close(out["depth_probe/ref_copy_nearest"], ((nearest - truth).abs() / truth).mean())
     torch.testing.assert_close(out["depth_probe/ref_mean_context"], ((mean - truth).abs() / truth).mean())
+    for name in ("target_abs_rel", "ref_copy_nearest", "ref_mean_context"):  # one depth per view: exact shapes
+        assert out[f"depth_probe/{name}_aligned"] < 1e-6
+
+    # twice too deep on every target: AbsRel 1, but the shape is right, so the scale-aligned AbsRel stays 0
+    objective.depth_probe = FixedLogDepth(batch.gather_views(index, (2 * per_view).log()[..., None].expand(-1, -1, 4)))
+    with torch.no_grad():
+        doubled = objective(None, batch, {"t": FixedTeacher(torch.zeros(2, 5, 4, dim))})
+    torch.testing.assert_close(doubled["depth_probe/target_abs_rel"], torch.tensor(1.0))
+    assert doubled["depth_probe/target_abs_rel_aligned"] < 1e-6
 
 
 def test_depth_as_image_orders_depths_and_marks_unknown():

@@ -138,7 +138,8 @@ def test_a_scene_without_valid_depth_is_left_out_not_scored_perfect():
 def test_scale_alignment_forgives_a_wrong_size_and_nothing_else():
     """The truth times a per-view factor scores 0 once aligned (and badly in metres); a flat guess keeps
     every error of the shape it does not know, whatever its scale."""
-    from psfm.probes.depth import depth_scores, median_aligned
+    from psfm.objectives.losses import median_aligned
+    from psfm.probes.depth import depth_scores
 
     generator = torch.Generator().manual_seed(0)
     truth = 1 + 4 * torch.rand(6, 3, 16, generator=generator)
