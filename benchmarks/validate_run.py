@@ -1,0 +1,61 @@
+"""Re-score a finished pretraining run on its validation scenes with today's metrics.
+
+Runs logged before a metric existed (e.g. ``depth_probe/target_abs_rel_aligned``) can be compared with
+new ones without retraining: the run's ``config.yaml`` rebuilds its data, ``checkpoints/last.ckpt`` its
+model, and every validation batch (``trainer.limit_val_batches`` of them, as in training) is scored.
+
+    python benchmarks/validate_run.py outputs/pretrain/oracle outputs/pretrain/oracle_frozen --match depth_probe/
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from psfm.datamodules.datamodule import SceneDataModule
+from psfm.training.config import PretrainCommand
+from psfm.training.module import PretrainModule
+
+
+@torch.no_grad()
+def validate(run_dir: Path, batches: int | None = None) -> dict[str, float]:
+    command = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(PretrainCommand), OmegaConf.load(run_dir / "config.yaml"))
+    )
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    module = PretrainModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    model = module.model.eval()
+    datamodule = SceneDataModule(command.datamodule)
+    datamodule.setup("validate")
+    limit = batches or command.trainer.limit_val_batches
+    sums, counts = defaultdict(float), defaultdict(int)
+    for index, batch in enumerate(datamodule.val_dataloader()):
+        if index >= limit:
+            break
+        for key, value in model(batch).items():
+            sums[key] += float(value) * batch.batch_size
+            counts[key] += batch.batch_size
+    return {key: sums[key] / counts[key] for key in sorted(sums)} | {"step": float(checkpoint["global_step"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--match", default="", help="only metrics whose name contains this")
+    parser.add_argument("--batches", type=int, default=None, help="validation batches (default: the run's limit)")
+    args = parser.parse_args()
+    results = {run.name: validate(run, args.batches) for run in args.runs}
+    keys = sorted({key for metrics in results.values() for key in metrics if args.match in key})
+    width = max(len(key) for key in keys)
+    print(f"{'metric':<{width}} " + " ".join(f"{name:>14}" for name in results))
+    for key in keys:
+        print(f"{key:<{width}} " + " ".join(f"{metrics.get(key, float('nan')):>14.4f}" for metrics in results.values()))
+
+
+if __name__ == "__main__":
+    main()
