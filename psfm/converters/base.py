@@ -57,6 +57,7 @@ class Capture:
     source: dict[str, Any] = field(default_factory=dict)
     skipped: list[CaptureError] = field(default_factory=list)  # frames the metadata already rules out
     sampled: bool = False  # the format already applied stride and max_views (video: by time and sharpness)
+    objects: list[dict[str, Any]] | None = None  # labels of the masks' instance ids (meta.json ``objects``)
 
 
 @dataclass
@@ -145,6 +146,7 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         metric_scale = "predicted" if prediction.metric_scale else "none"
         capture = replace(capture, pose_source="predicted", metric_scale=metric_scale, source=source)
     has_depth = all(view.depth is not None for view in views)
+    has_masks = all(view.mask is not None for view in views)
     try:
         sample = build_sample(
             key,
@@ -154,6 +156,8 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
             pose_source=capture.pose_source,
             source={"kind": format_name, "path": str(scene), **capture.source},
             depths=[view.depth for view in views] if has_depth else None,
+            masks=[view.mask for view in views] if has_masks else None,
+            objects=capture.objects if has_masks else None,
             metric_scale=capture.metric_scale,
             image_format=options.image_format,
             jpeg_quality=options.jpeg_quality,

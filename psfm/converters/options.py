@@ -37,6 +37,8 @@ class ScanNetOptions:
     """ScanNet-style ``color/ depth/ pose/ intrinsic/`` folders."""
 
     depth: bool = True  # read depth/*.png (millimetres) into the shards
+    instances: bool = True  # read instance-filt/*.png + <scene>.aggregation.json into masks and object labels
+    structure_labels: list[str] = field(default_factory=lambda: ["wall", "floor", "ceiling"])  # stored as mask 0
 
 
 def check_fov(section: str, fov_deg: float) -> None:

@@ -15,7 +15,7 @@ import webdataset as wds
 from PIL import Image
 
 from psfm.converters.frames import distort_normalized, sample_bilinear
-from psfm.datamodules.codecs import decode_depth, decode_rgb
+from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import SceneMeta
 from psfm.datamodules.shardlists import resolve_shards
@@ -34,6 +34,9 @@ class RenderedScene:
     intrinsics: list[np.ndarray]
     cam_to_world: list[np.ndarray]  # OpenCV
     points: np.ndarray  # [N, 3] object centres, world frame
+    instances: list[np.ndarray]  # [H, W] uint16 world instance ids, 0 = room
+    categories: dict[int, str]  # world instance id -> category
+    room_height: float  # metres; the floor is z = 0
 
 
 @functools.lru_cache(maxsize=8)
@@ -47,6 +50,9 @@ def rendered(index: int = 0, height: int = 48, width: int = 64, views: int = 4) 
         [camera.intrinsics for camera in scene.cameras],
         [camera.cam_to_world for camera in scene.cameras],
         np.array([obj.box.center for obj in scene.objects]),
+        [view.instance for view in rendered_views],
+        {obj.instance_id: obj.category for obj in scene.objects},
+        scene.room.size[2],
     )
 
 
@@ -78,6 +84,13 @@ def read_shards(directory: Path) -> dict[str, tuple[SceneMeta, list[np.ndarray],
         depths = [None if view.depth is None else decode_depth(scene.members[view.depth]) for view in scene.meta.views]
         scenes[scene.key] = (scene.meta, images, depths)
     return scenes
+
+
+def read_masks(directory: Path) -> list[np.ndarray]:
+    """The instance masks of the one scene of a converted folder, in view order."""
+    shards = resolve_shards(str(directory))
+    (scene,) = wds.DataPipeline(ShardList(shards.urls, SharedEpoch(), shuffle=False), *scene_reader())
+    return [decode_mask(scene.members[view.mask]) for view in scene.meta.views]
 
 
 def assert_cameras_round_trip(meta: SceneMeta, truth: RenderedScene, views: list[int] | None = None) -> None:
