@@ -70,6 +70,9 @@ def test_workers_write_the_same_shards_as_one_process(captures, tmp_path):
         (["convert", "video", "input=.", "out=y", "stride=2", "video.every_seconds=1"], "both choose frames: set one"),
         (["convert", "video", "input=.", "out=y"], "no video capture found there (a video file (.mp4"),
         (["convert", "video", "input=.", "out=y", "video.min_sharpness=nan"], "video.min_sharpness=nan cannot work"),
+        (["convert", "images", "input=.", "out=y", "pose_model=sfm", "sfm.matcher=vocab"], "sfm.matcher='vocab'"),
+        (["convert", "images", "input=.", "out=y", "pose_model=sfm", "distortion=refuse"], "set sfm.camera_model="),
+        (["convert", "colmap", "input=.", "out=y", "pose_model=sfm"], "colmap brings its own poses"),
     ],
 )
 def test_usage_mistakes_end_in_one_line(argv, said, tmp_path, monkeypatch, capsys):
