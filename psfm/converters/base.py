@@ -9,8 +9,9 @@ A converter module only knows its format. It provides
 
 Everything else is here, the same for every format: stride and view limits, loading and undistorting
 (``psfm.converters.frames``), skipping a bad frame or scene with a reason and a message naming the file,
-fitting views to one size, poses from the user's model for unposed captures (``psfm.converters.poses``),
-parallel workers, resuming from ``ShardWriter.done_keys``, and the report.
+fitting views to one size, poses for unposed captures from structure from motion (``psfm.converters.sfm``) or
+the user's model (``psfm.converters.poses``), parallel workers, resuming from ``ShardWriter.done_keys``, and
+the report.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from psfm.converters.frames import CaptureError, Frame, fit_to, limit_size, load_frame
-from psfm.converters.options import ConvertOptions
+from psfm.converters.options import SFM, ConvertOptions
 from psfm.converters.poses import load_pose_model, predict_poses
+from psfm.converters.sfm import import_pycolmap, keep_per_view, reconstruct, unregistered
 from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.sample import ShardSample, build_sample
 from psfm.datamodules.writer import ShardWriter
@@ -57,6 +59,8 @@ class Capture:
     source: dict[str, Any] = field(default_factory=dict)
     skipped: list[CaptureError] = field(default_factory=list)  # frames the metadata already rules out
     sampled: bool = False  # the format already applied stride and max_views (video: by time and sharpness)
+    objects: list[dict[str, Any]] | None = None  # labels of the masks' instance ids (meta.json ``objects``)
+    per_view: tuple[str, ...] = ()  # ``source`` keys holding one entry per view (cut with the views SfM drops)
 
 
 @dataclass
@@ -124,10 +128,11 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
     except CaptureError as error:
         return SceneResult(key, None, scene_problem=(error.reason, str(error)))
     problems = [(error.reason, str(error)) for error in capture.skipped]
-    views = []
+    views, names = [], []
     for frame in capture.frames if capture.sampled else select_frames(capture.frames, options):
         try:
             views.append(limit_size(load_frame(frame, options.distortion == "undistort"), options.max_side))
+            names.append(frame.where)
         except CaptureError as error:
             problems.append((error.reason, str(error)))
     if not views:
@@ -135,7 +140,17 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         return SceneResult(key, None, frame_problems=problems, scene_problem=("no_usable_frames", reason))
     size = views[0].image.shape[:2]
     views = [fit_to(view, size) for view in views]
-    if options.pose_model:
+    if options.pose_model == SFM:
+        try:
+            reconstruction = reconstruct(views, str(scene), options.sfm, sequential_capture=capture.sampled)
+        except CaptureError as error:
+            return SceneResult(key, None, frame_problems=problems, scene_problem=(error.reason, str(error)))
+        problems += unregistered(reconstruction, names)
+        views = reconstruction.views
+        source = keep_per_view(capture.source, capture.per_view, reconstruction.registered)
+        source |= {"intrinsics": "colmap", "sfm": reconstruction.source}
+        capture = replace(capture, pose_source="colmap", metric_scale="none", source=source)
+    elif options.pose_model:
         try:
             views, prediction = predict_poses(options.pose_model, views, str(scene))
         except CaptureError as error:
@@ -145,6 +160,7 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
         metric_scale = "predicted" if prediction.metric_scale else "none"
         capture = replace(capture, pose_source="predicted", metric_scale=metric_scale, source=source)
     has_depth = all(view.depth is not None for view in views)
+    has_masks = all(view.mask is not None for view in views)
     try:
         sample = build_sample(
             key,
@@ -154,6 +170,8 @@ def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptio
             pose_source=capture.pose_source,
             source={"kind": format_name, "path": str(scene), **capture.source},
             depths=[view.depth for view in views] if has_depth else None,
+            masks=[view.mask for view in views] if has_masks else None,
+            objects=capture.objects if has_masks else None,
             metric_scale=capture.metric_scale,
             image_format=options.image_format,
             jpeg_quality=options.jpeg_quality,
@@ -195,7 +213,10 @@ def check_pose_model(format_name: str, spec: str) -> None:
     if format_name not in unposed:
         formats = ", ".join(unposed)
         raise UsageError(f"pose_model={spec} is for unposed captures ({formats}); {format_name} brings its own poses")
-    load_pose_model(spec)  # cached: worker processes fork with it loaded
+    if spec == SFM:
+        import_pycolmap()  # a missing pycolmap is named before any scene is read
+    else:
+        load_pose_model(spec)  # cached: worker processes fork with it loaded
 
 
 def _record(report: ConversionReport, result: SceneResult) -> None:
@@ -235,6 +256,8 @@ def convert(
     info |= {name: value for name, value in shared.items() if value is not None}
     # flat keys, so a refused resume names the one option that differs; other formats' options do not matter
     info |= {f"{format_name}.{name}": value for name, value in asdict(getattr(options, format_name)).items()}
+    if options.pose_model == SFM:
+        info |= {f"sfm.{name}": value for name, value in asdict(options.sfm).items()}
     start = time.perf_counter()
     with ShardWriter(out, samples_per_shard, info=info) as writer:
         tasks = [(format_name, scene, key, options) for scene, key in scenes if key not in writer.done_keys]

@@ -74,13 +74,18 @@ def qvec_to_rotation(qvec: np.ndarray) -> np.ndarray:
     )
 
 
-def cam_to_world(image: ColmapImage) -> np.ndarray:
-    """The OpenCV camera-to-world [4, 4] of a COLMAP image: the inverse of its world-to-camera pose."""
-    rotation = qvec_to_rotation(image.qvec)
+def invert_world_to_camera(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
+    """The OpenCV camera-to-world [4, 4] of a COLMAP world-to-camera pose ``x_cam = R x_world + t``: [Rᵀ | -Rᵀt]."""
+    rotation = np.asarray(rotation, dtype=np.float64)
     pose = np.eye(4)
     pose[:3, :3] = rotation.T
-    pose[:3, 3] = -rotation.T @ np.asarray(image.tvec, dtype=np.float64)
+    pose[:3, 3] = -rotation.T @ np.asarray(translation, dtype=np.float64)
     return pose
+
+
+def cam_to_world(image: ColmapImage) -> np.ndarray:
+    """The OpenCV camera-to-world [4, 4] of a COLMAP image: the inverse of its world-to-camera pose."""
+    return invert_world_to_camera(qvec_to_rotation(image.qvec), image.tvec)
 
 
 def pinhole(camera: ColmapCamera, where: str) -> tuple[np.ndarray, np.ndarray | None]:

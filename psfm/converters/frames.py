@@ -1,4 +1,4 @@
-"""From what a capture format says about a frame to one psfm view: load, undistort, resample depth, fit sizes.
+"""From what a capture format says about a frame to one psfm view: load, undistort, resample depth and masks, fit.
 
 Every converter only parses its format's metadata into ``Frame`` s; the pixel work lives here, once, in
 numpy and PIL (no OpenCV). Conventions are ``docs/conventions.md``: OpenCV camera axes, pixel centres at
@@ -49,6 +49,8 @@ class Frame:
     depth_units: float = 1e-3
     exif_transpose: bool = False
     pixels: np.ndarray | None = None  # [H, W, 3] uint8 already decoded (a video's frames exist only in its file)
+    mask: Path | None = None  # 8- or 16-bit PNG of instance ids registered to the colour image (any resolution)
+    mask_background: frozenset[int] = frozenset()  # ids the mask holds that psfm stores as 0 (room structure)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class View:
     intrinsics: np.ndarray  # [3, 3]
     cam_to_world: np.ndarray | None
     depth: np.ndarray | None  # [H, W] float32 metres, 0 = unknown
+    mask: np.ndarray | None = None  # [H, W] uint16 instance ids, 0 = background
 
 
 def check_pose(cam_to_world: np.ndarray, where: str) -> None:
@@ -99,6 +102,22 @@ def read_depth(path: Path, where: str, units: float) -> np.ndarray:
         raise CaptureError("unreadable_depth", f"{where}: cannot decode {path} ({error})") from None
 
 
+def read_mask(path: Path, where: str) -> np.ndarray:
+    """[H, W] uint16 instance ids from an 8- or 16-bit greyscale PNG."""
+    if not path.is_file():
+        raise CaptureError("missing_mask", f"{where}: instance mask {path} not found")
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "I;16", "I;16B", "I;16L", "I"):
+                raise CaptureError("unreadable_mask", f"{where}: {path} is {image.mode}, expected an 8- or 16-bit PNG")
+            ids = np.asarray(image)
+    except (OSError, UnidentifiedImageError, SyntaxError) as error:
+        raise CaptureError("unreadable_mask", f"{where}: cannot decode {path} ({error})") from None
+    if ids.min(initial=0) < 0 or ids.max(initial=0) > np.iinfo(np.uint16).max:
+        raise CaptureError("unreadable_mask", f"{where}: {path} holds ids outside [0, 65535]")
+    return ids.astype(np.uint16)
+
+
 def scale_intrinsics(intrinsics: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
     """Intrinsics of the image resized by (``scale_x``, ``scale_y``): exact under the pixel-corner convention."""
     return np.diag([scale_x, scale_y, 1.0]) @ np.asarray(intrinsics, dtype=np.float64)
@@ -131,35 +150,52 @@ def sample_bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarr
     return np.clip(np.round(result), 0, 255).astype(image.dtype)
 
 
-def undistort(image: np.ndarray, intrinsics: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """The pinhole image with the same ``intrinsics`` that the distorted camera saw (bilinear; black outside).
+def recorded_at(
+    intrinsics: np.ndarray, coefficients: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the distorted camera recorded each pixel centre of the pinhole image of ``size`` ([h, w] u and v).
 
-    Each output pixel centre is pushed through the forward distortion model, which is closed-form, to the
-    place it was recorded at: no iterative inversion is needed for whole images.
+    Each output pixel centre is pushed through the forward distortion model, which is closed-form: no iterative
+    inversion is needed for whole images.
     """
-    height, width = image.shape[:2]
+    height, width = size
     fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
     u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
     x_distorted, y_distorted = distort_normalized((u - cx) / fx, (v - cy) / fy, coefficients)
-    return sample_bilinear(image, fx * x_distorted + cx, fy * y_distorted + cy)
+    return fx * x_distorted + cx, fy * y_distorted + cy
 
 
-def resample_depth(
-    depth: np.ndarray, depth_intrinsics: np.ndarray, color_intrinsics: np.ndarray, size: tuple[int, int]
+def undistort(image: np.ndarray, intrinsics: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """The pinhole image with the same ``intrinsics`` that the distorted camera saw (bilinear; black outside)."""
+    return sample_bilinear(image, *recorded_at(intrinsics, coefficients, image.shape[:2]))
+
+
+def undistort_nearest(values: np.ndarray, intrinsics: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``undistort`` for maps whose values must not mix (instance ids): nearest neighbour, 0 outside."""
+    u, v = recorded_at(intrinsics, coefficients, values.shape[:2])
+    column, row = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    inside = (column >= 0) & (column < values.shape[1]) & (row >= 0) & (row < values.shape[0])
+    resampled = np.zeros_like(values)
+    resampled[inside] = values[row[inside], column[inside]]
+    return resampled
+
+
+def resample_nearest(
+    values: np.ndarray, source_intrinsics: np.ndarray, color_intrinsics: np.ndarray, size: tuple[int, int]
 ) -> np.ndarray:
-    """The depth map seen through the colour camera (same centre and axes), nearest neighbour, 0 where unseen.
+    """A depth map or instance mask seen through the colour camera (same centre and axes), nearest, 0 where unseen.
 
     z-depth does not change between two cameras that share centre and axes, so this is exact up to the
-    nearest-pixel choice; when the depth intrinsics are the colour ones scaled, it is a nearest resize.
+    nearest-pixel choice; when the source intrinsics are the colour ones scaled, it is a nearest resize.
     """
     height, width = size
     u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    pixels = np.stack([u, v, np.ones_like(u)], -1) @ (depth_intrinsics @ np.linalg.inv(color_intrinsics)).T
+    pixels = np.stack([u, v, np.ones_like(u)], -1) @ (source_intrinsics @ np.linalg.inv(color_intrinsics)).T
     column = np.floor(pixels[..., 0] / pixels[..., 2]).astype(np.int64)
     row = np.floor(pixels[..., 1] / pixels[..., 2]).astype(np.int64)
-    inside = (column >= 0) & (column < depth.shape[1]) & (row >= 0) & (row < depth.shape[0])
-    resampled = np.zeros(size, np.float32)
-    resampled[inside] = depth[row[inside], column[inside]]
+    inside = (column >= 0) & (column < values.shape[1]) & (row >= 0) & (row < values.shape[0])
+    resampled = np.zeros(size, values.dtype)
+    resampled[inside] = values[row[inside], column[inside]]
     return resampled
 
 
@@ -170,11 +206,12 @@ def _resize(view: View, width: int, height: int) -> View:
     shrinking = width <= old_width and height <= old_height  # area averaging then, which neither aliases nor blurs
     filter_ = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
     image = np.asarray(Image.fromarray(view.image).resize((width, height), filter_))
-    depth = None
-    if view.depth is not None:
-        depth = np.asarray(Image.fromarray(view.depth).resize((width, height), Image.Resampling.NEAREST))
+    depth, mask = (
+        None if values is None else np.asarray(Image.fromarray(values).resize((width, height), Image.NEAREST))
+        for values in (view.depth, view.mask)
+    )
     intrinsics = scale_intrinsics(view.intrinsics, width / old_width, height / old_height)
-    return replace(view, image=image, intrinsics=intrinsics, depth=depth)
+    return replace(view, image=image, intrinsics=intrinsics, depth=depth, mask=mask)
 
 
 def limit_size(view: View, max_side: int) -> View:
@@ -197,8 +234,10 @@ def fit_to(view: View, size: tuple[int, int]) -> View:
         return view
     shrinking = max(height / old_height, width / old_width) <= 1
     rgb_filter = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-    image, intrinsics, depth, _ = fit_view(view.image, view.intrinsics, size, depth=view.depth, rgb_filter=rgb_filter)
-    return View(image, intrinsics, view.cam_to_world, depth)
+    image, intrinsics, depth, mask = fit_view(
+        view.image, view.intrinsics, size, depth=view.depth, mask=view.mask, rgb_filter=rgb_filter
+    )
+    return View(image, intrinsics, view.cam_to_world, depth, mask)
 
 
 def load_frame(frame: Frame, undistort_images: bool = True) -> View:
@@ -222,7 +261,8 @@ def load_frame(frame: Frame, undistort_images: bool = True) -> View:
     if frame.declared_size is not None and tuple(frame.declared_size) != (height, width):
         declared_height, declared_width = frame.declared_size
         intrinsics = scale_intrinsics(intrinsics, width / declared_width, height / declared_height)
-    if frame.distortion is not None and np.any(frame.distortion):
+    distorted = frame.distortion is not None and np.any(frame.distortion)
+    if distorted:
         image = undistort(image, intrinsics, frame.distortion)
     depth = None
     if frame.depth is not None:
@@ -230,5 +270,14 @@ def load_frame(frame: Frame, undistort_images: bool = True) -> View:
         depth_intrinsics = frame.depth_intrinsics
         if depth_intrinsics is None:  # registered to colour: same field of view, possibly another resolution
             depth_intrinsics = scale_intrinsics(intrinsics, raw.shape[1] / width, raw.shape[0] / height)
-        depth = resample_depth(raw, depth_intrinsics, intrinsics, (height, width))
-    return View(image, intrinsics, frame.cam_to_world, depth)
+        depth = resample_nearest(raw, depth_intrinsics, intrinsics, (height, width))
+    mask = None
+    if frame.mask is not None:
+        ids = read_mask(frame.mask, frame.where)
+        if frame.mask_background:
+            ids[np.isin(ids, list(frame.mask_background))] = 0
+        mask_intrinsics = scale_intrinsics(intrinsics, ids.shape[1] / width, ids.shape[0] / height)
+        mask = resample_nearest(ids, mask_intrinsics, intrinsics, (height, width))
+        if distorted:  # registered to the recorded colour image, so it follows it through the lens model
+            mask = undistort_nearest(mask, intrinsics, frame.distortion)
+    return View(image, intrinsics, frame.cam_to_world, depth, mask)

@@ -37,6 +37,8 @@ class ScanNetOptions:
     """ScanNet-style ``color/ depth/ pose/ intrinsic/`` folders."""
 
     depth: bool = True  # read depth/*.png (millimetres) into the shards
+    instances: bool = True  # read instance-filt/*.png + <scene>.aggregation.json into masks and object labels
+    structure_labels: list[str] = field(default_factory=lambda: ["wall", "floor", "ceiling"])  # stored as mask 0
 
 
 def check_fov(section: str, fov_deg: float) -> None:
@@ -70,6 +72,25 @@ class VideoOptions:
                 raise UsageError(f"video.{name}={getattr(self, name)} cannot work: it must be a number, at least 0")
 
 
+SFM = "sfm"  # pose_model=sfm: COLMAP through pycolmap (psfm.converters.sfm) instead of a user's model
+SFM_CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")  # undistorted to pinhole
+SFM_MATCHERS = ("auto", "exhaustive", "sequential")
+
+
+@dataclass
+class SfmOptions:
+    """``pose_model=sfm``: structure from motion on each unposed scene's views (psfm.converters.sfm)."""
+
+    camera_model: str = "SIMPLE_RADIAL"  # one COLMAP camera per scene; its lens distortion is resampled away
+    matcher: str = "auto"  # exhaustive | sequential (each view with its next ones) | auto: sequential for long videos
+
+    def __post_init__(self) -> None:
+        if self.camera_model not in SFM_CAMERA_MODELS:
+            raise UsageError(f"sfm.camera_model={self.camera_model!r}: use one of {', '.join(SFM_CAMERA_MODELS)}")
+        if self.matcher not in SFM_MATCHERS:
+            raise UsageError(f"sfm.matcher={self.matcher!r}: use one of {', '.join(SFM_MATCHERS)}")
+
+
 @dataclass
 class ConvertOptions:
     """Frame selection, size and distortion policy shared by every format, then each format's own options."""
@@ -80,12 +101,13 @@ class ConvertOptions:
     distortion: str = "undistort"  # undistort: resample to a pinhole image | refuse: skip distorted frames
     image_format: str = "jpg"
     jpeg_quality: int = 90
-    pose_model: str | None = None  # "package.module:factory" of a local pose model for unposed captures (poses.py)
+    pose_model: str | None = None  # unposed captures: sfm (COLMAP, sfm.py) or "package.module:factory" (poses.py)
     transforms: TransformsOptions = field(default_factory=TransformsOptions)
     colmap: ColmapOptions = field(default_factory=ColmapOptions)
     scannet: ScanNetOptions = field(default_factory=ScanNetOptions)
     images: ImagesOptions = field(default_factory=ImagesOptions)
     video: VideoOptions = field(default_factory=VideoOptions)
+    sfm: SfmOptions = field(default_factory=SfmOptions)
 
     def __post_init__(self) -> None:
         require_at_least(1, "", stride=self.stride)
@@ -98,3 +120,8 @@ class ConvertOptions:
             raise UsageError(f"distortion={self.distortion!r}: use one of {', '.join(DISTORTION_POLICIES)}")
         if self.image_format not in IMAGE_FORMATS:
             raise UsageError(f"image_format={self.image_format!r}: use jpg or png")
+        if self.pose_model == SFM and self.distortion == "refuse" and "PINHOLE" not in self.sfm.camera_model:
+            raise UsageError(
+                f"pose_model=sfm with sfm.camera_model={self.sfm.camera_model} estimates lens distortion, which "
+                "distortion=refuse would not resample: set sfm.camera_model=SIMPLE_PINHOLE (or PINHOLE)"
+            )

@@ -53,7 +53,7 @@ def load_pose_model(spec: str) -> PoseModel:
     """
     module_name, _, factory_name = spec.partition(":")
     if not module_name or not factory_name:
-        raise UsageError(f"pose_model={spec!r} must look like 'package.module:factory'")
+        raise UsageError(f"pose_model={spec!r} must be sfm or look like 'package.module:factory'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -277,4 +277,5 @@ def read_scene(video: Path, options: ConvertOptions) -> Capture:
     }
     if options.video.min_sharpness > 0:
         source["frame_sharpness"] = [round(view.sharpness, 1) for view in taken]
-    return Capture([view.frame for view in taken], "none", "none", source, skipped=blurry, sampled=True)
+    per_view = ("frame_indices", "frame_seconds", "frame_sharpness")
+    return Capture([view.frame for view in taken], "none", "none", source, blurry, sampled=True, per_view=per_view)

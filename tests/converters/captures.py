@@ -7,7 +7,7 @@ user's capture would be; the tests convert it and compare the shards' cameras wi
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +15,12 @@ import webdataset as wds
 from PIL import Image
 
 from psfm.converters.frames import distort_normalized, sample_bilinear
-from psfm.datamodules.codecs import decode_depth, decode_rgb
+from psfm.datamodules.codecs import decode_depth, decode_mask, decode_rgb
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.format import SceneMeta
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.stages import ShardList, scene_reader
-from psfm.geometry import project
+from psfm.geometry import backproject, project
 from psfm.worlds.render import render_scene
 from psfm.worlds.sampler import WorldConfig, sample_scene
 
@@ -34,6 +34,9 @@ class RenderedScene:
     intrinsics: list[np.ndarray]
     cam_to_world: list[np.ndarray]  # OpenCV
     points: np.ndarray  # [N, 3] object centres, world frame
+    instances: list[np.ndarray]  # [H, W] uint16 world instance ids, 0 = room
+    categories: dict[int, str]  # world instance id -> category
+    room_height: float  # metres; the floor is z = 0
 
 
 @functools.lru_cache(maxsize=8)
@@ -47,7 +50,56 @@ def rendered(index: int = 0, height: int = 48, width: int = 64, views: int = 4) 
         [camera.intrinsics for camera in scene.cameras],
         [camera.cam_to_world for camera in scene.cameras],
         np.array([obj.box.center for obj in scene.objects]),
+        [view.instance for view in rendered_views],
+        {obj.instance_id: obj.category for obj in scene.objects},
+        scene.room.size[2],
     )
+
+
+def _lattice(cells: np.ndarray) -> np.ndarray:
+    """A value in [0, 1] per integer 3D cell [..., 3], the same on every machine.
+
+    A mixing hash (multiply, xor-shift): an xor of per-axis products is nearly unchanged when every cell index
+    flips sign (two's complement), so the paint would repeat under a half turn of the room, and SfM glues the
+    views of one wall onto the opposite one.
+    """
+    hashed = (cells @ np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D], np.int64)).astype(np.uint64)
+    for shift, factor in ((15, 0x2C1B3C6D), (12, 0x297A2D39)):
+        hashed ^= hashed >> np.uint64(shift)
+        hashed *= np.uint64(factor)
+    hashed ^= hashed >> np.uint64(15)
+    return (hashed & np.uint64(1023)).astype(np.float32) / 1023
+
+
+def value_noise(points: np.ndarray, frequency: float) -> np.ndarray:
+    """Smooth 3D value noise [...] at world ``points`` [..., 3], ``frequency`` cells per metre."""
+    scaled = points * frequency
+    base = np.floor(scaled).astype(np.int64)
+    fraction = (scaled - base).astype(np.float32)
+    fraction = fraction * fraction * (3 - 2 * fraction)  # smoothstep: no creases at cell borders
+    total = np.zeros(points.shape[:-1], np.float32)
+    for corner in np.ndindex(2, 2, 2):
+        weight = np.prod(np.where(np.array(corner) == 1, fraction, 1 - fraction), axis=-1)
+        total += weight * _lattice(base + np.array(corner))
+    return total
+
+
+@functools.lru_cache(maxsize=2)
+def painted(index: int = 0, height: int = 240, width: int = 320, views: int = 10) -> RenderedScene:
+    """``rendered`` with every surface painted by world-anchored noise (three octaves, 6-27 cells per metre).
+
+    The procedural world's flat colours give SIFT too few distinctive features for structure from motion (two
+    of ten views register, or none). Paint that is a function of the world point is what a real textured
+    surface is, the same in every view, so the cameras stay the truth and only the images gain texture.
+    """
+    scene = rendered(index, height, width, views)
+    images = []
+    cameras = zip(scene.images, scene.depths, scene.intrinsics, scene.cam_to_world, strict=True)
+    for image, depth, intrinsics, pose in cameras:
+        points = backproject(depth, intrinsics, pose)
+        noise = sum(value_noise(points, frequency) for frequency in (6.0, 13.0, 27.0)) / 3
+        images.append(np.clip(image * (0.35 + 1.3 * noise)[..., None], 0, 255).astype(np.uint8))
+    return replace(scene, images=images)
 
 
 def save_png(path: Path, array: np.ndarray) -> Path:
@@ -78,6 +130,13 @@ def read_shards(directory: Path) -> dict[str, tuple[SceneMeta, list[np.ndarray],
         depths = [None if view.depth is None else decode_depth(scene.members[view.depth]) for view in scene.meta.views]
         scenes[scene.key] = (scene.meta, images, depths)
     return scenes
+
+
+def read_masks(directory: Path) -> list[np.ndarray]:
+    """The instance masks of the one scene of a converted folder, in view order."""
+    shards = resolve_shards(str(directory))
+    (scene,) = wds.DataPipeline(ShardList(shards.urls, SharedEpoch(), shuffle=False), *scene_reader())
+    return [decode_mask(scene.members[view.mask]) for view in scene.meta.views]
 
 
 def assert_cameras_round_trip(meta: SceneMeta, truth: RenderedScene, views: list[int] | None = None) -> None:

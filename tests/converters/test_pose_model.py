@@ -164,7 +164,7 @@ def test_a_bad_answer_skips_the_scene_with_the_reason(models, tmp_path, factory,
 @pytest.mark.parametrize(
     ("spec", "said"),
     [
-        ("no_colon", "pose_model='no_colon' must look like 'package.module:factory'"),
+        ("no_colon", "pose_model='no_colon' must be sfm or look like 'package.module:factory'"),
         ("psfm_no_such_module:make", "pose_model='psfm_no_such_module:make': cannot import psfm_no_such_module"),
         (f"{MODULE}:absent", f"pose_model='{MODULE}:absent': {MODULE} has no callable 'absent'"),
         (f"{MODULE}:not_callable", "has no callable 'not_callable'"),

@@ -115,9 +115,7 @@ def test_downscaled_image_folder_scales_the_intrinsics(tmp_path):
     ((meta, images, _),) = read_shards(tmp_path / "out").values()
     assert meta.image_size == (24, 32) and images[0].shape == (24, 32, 3)
     half = np.diag([0.5, 0.5, 1.0])
-    halved = RenderedScene(
-        scene.images, scene.depths, [half @ k for k in scene.intrinsics], scene.cam_to_world, scene.points
-    )
+    halved = replace(scene, intrinsics=[half @ k for k in scene.intrinsics])
     assert_cameras_round_trip(meta, halved)
 
 

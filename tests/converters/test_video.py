@@ -44,13 +44,15 @@ def index_of(image: np.ndarray) -> int:
     return int(np.argmin([np.abs(mean - colour(index)).sum() for index in range(FRAMES)]))
 
 
-def write_video(path: Path, images: list[np.ndarray], rotation: int | None = None, **flips: bool) -> Path:
+def write_video(
+    path: Path, images: list[np.ndarray], rotation: int | None = None, bit_rate: int = 1_000_000, **flips: bool
+) -> Path:
     """MPEG-4 part 2 (VP8 in WebM) at a bit rate that keeps mean colours within a few levels."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libvpx" if path.suffix == ".webm" else "mpeg4", rate=RATE)
         stream.height, stream.width = images[0].shape[:2]
-        stream.pix_fmt, stream.bit_rate = "yuv420p", 1_000_000
+        stream.pix_fmt, stream.bit_rate = "yuv420p", bit_rate
         if rotation is not None:
             stream.set_display_rotation(rotation, **flips)
         for image in images:
