@@ -99,6 +99,14 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"([0-9]+)", text)]
 
 
+def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files in ``folder`` whose suffix (any case) is one of ``suffixes``, in natural order; [] if no folder."""
+    if not folder.is_dir():
+        return []
+    found = [path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in suffixes]
+    return sorted(found, key=lambda path: natural_key(path.name))
+
+
 def converter(name: str):
     """The module of format ``name``; an unknown name is a usage error listing the known ones."""
     if name not in CONVERTERS:

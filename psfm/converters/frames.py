@@ -89,30 +89,30 @@ def read_rgb(path: Path, where: str, exif_transpose: bool = False) -> np.ndarray
         raise CaptureError("unreadable_image", f"{where}: cannot decode {path} ({error})") from None
 
 
-def read_depth(path: Path, where: str, units: float) -> np.ndarray:
-    """[H, W] float32 metres from a 16-bit PNG (0 stays unknown)."""
+GREY_MODES = ("L", "I;16", "I;16B", "I;16L", "I")
+
+
+def _read_grey_png(path: Path, where: str, what: str, called: str, expected: str) -> np.ndarray:
+    """A greyscale PNG's raw values; skips as ``missing_<what>`` / ``unreadable_<what>``, messages say ``called``."""
     if not path.is_file():
-        raise CaptureError("missing_depth", f"{where}: depth image {path} not found")
+        raise CaptureError(f"missing_{what}", f"{where}: {called} {path} not found")
     try:
         with Image.open(path) as image:
-            if image.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
-                raise CaptureError("unreadable_depth", f"{where}: {path} is {image.mode}, expected a 16-bit PNG")
-            return np.asarray(image, dtype=np.float32) * np.float32(units)
+            if image.mode not in GREY_MODES:
+                raise CaptureError(f"unreadable_{what}", f"{where}: {path} is {image.mode}, expected {expected}")
+            return np.asarray(image)
     except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise CaptureError("unreadable_depth", f"{where}: cannot decode {path} ({error})") from None
+        raise CaptureError(f"unreadable_{what}", f"{where}: cannot decode {path} ({error})") from None
+
+
+def read_depth(path: Path, where: str, units: float) -> np.ndarray:
+    """[H, W] float32 metres from a 16-bit PNG (0 stays unknown)."""
+    return _read_grey_png(path, where, "depth", "depth image", "a 16-bit PNG").astype(np.float32) * np.float32(units)
 
 
 def read_mask(path: Path, where: str) -> np.ndarray:
     """[H, W] uint16 instance ids from an 8- or 16-bit greyscale PNG."""
-    if not path.is_file():
-        raise CaptureError("missing_mask", f"{where}: instance mask {path} not found")
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("L", "I;16", "I;16B", "I;16L", "I"):
-                raise CaptureError("unreadable_mask", f"{where}: {path} is {image.mode}, expected an 8- or 16-bit PNG")
-            ids = np.asarray(image)
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:
-        raise CaptureError("unreadable_mask", f"{where}: cannot decode {path} ({error})") from None
+    ids = _read_grey_png(path, where, "mask", "instance mask", "an 8- or 16-bit PNG")
     if ids.min(initial=0) < 0 or ids.max(initial=0) > np.iinfo(np.uint16).max:
         raise CaptureError("unreadable_mask", f"{where}: {path} holds ids outside [0, 65535]")
     return ids.astype(np.uint16)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from psfm.converters.base import Capture, natural_key
+from psfm.converters.base import Capture, list_files, natural_key
 from psfm.converters.frames import CaptureError, Frame
 from psfm.converters.options import ConvertOptions
 
@@ -27,10 +27,7 @@ TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # the ones that swap width and height
 
 
 def list_images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    images = [path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(images, key=lambda path: natural_key(path.name))
+    return list_files(folder, IMAGE_SUFFIXES)
 
 
 def find_scenes(root: Path) -> list[Path]:

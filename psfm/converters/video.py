@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from psfm.converters.base import Capture, natural_key
+from psfm.converters.base import Capture, list_files
 from psfm.converters.frames import CaptureError, Frame, View, limit_size
 from psfm.converters.images import assumed_intrinsics
 from psfm.converters.options import ConvertOptions
@@ -64,10 +64,7 @@ def import_av() -> Any:
 
 
 def list_videos(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    videos = [path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES]
-    return sorted(videos, key=lambda path: natural_key(path.name))
+    return list_files(folder, VIDEO_SUFFIXES)
 
 
 def find_scenes(root: Path) -> list[Path]:
