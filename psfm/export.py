@@ -162,8 +162,8 @@ def _weights_of(record_path: Path) -> Path:
 
 def build_from_record(record: dict) -> nn.Module:
     """A ``SpatialEncoder`` of the export's architecture at random init (weights not loaded)."""
-    from psfm.training.config import BackboneConfig, EncoderConfig
-    from psfm.training.model import build_encoder
+    from psfm.encoders.build import build_encoder
+    from psfm.encoders.config import BackboneConfig, EncoderConfig
 
     # exports written before the reference-view mark existed have no such key and no such weight
     encoder_record = {"reference_view": False, **record["encoder"]}

@@ -7,8 +7,10 @@ Shape letters:
     H, W  image height and width in pixels
     h, w  patch-grid height and width
     N  tokens per view (h * w)
-    L  latent tokens per scene
+    L  latent tokens per scene (per sample in ``psfm.adapters``, its scenes' latents concatenated)
     D  channel width
+    Q  visual tokens per sample in a vision-language model (the adapter's queries)
+    E  a vision-language model's hidden size
 """
 
 from __future__ import annotations

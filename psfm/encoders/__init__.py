@@ -1,4 +1,5 @@
 """Per-view backbones and the latent scene encoder (context views -> latent tokens [B, L, D]).
 
-Not built yet: delivered by issue #3 (PSFM pretraining). Nothing here is importable API so far.
+``config`` (what an encoder is built from) and ``build`` (``build_encoder``) need torch and timm
+only: ``psfm.load`` rebuilds exports from them in processes without the trainer's packages.
 """

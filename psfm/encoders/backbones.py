@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from psfm.checkpoints import load_into
+from psfm.factories import import_factory
 from psfm.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -140,8 +141,6 @@ class ModuleBackbone(Backbone):
         self, factory: str, frozen: bool = True, kwargs: dict | None = None, joint_views: bool = False, **_ignored
     ):
         super().__init__()
-        from psfm.teachers.module_teacher import import_factory
-
         self.net = import_factory(factory)(**dict(kwargs or {}))
         missing = [name for name in ("dim", "patch_size") if not isinstance(getattr(self.net, name, None), int)]
         if missing:

@@ -2,7 +2,9 @@
 
 Groups mirror the packages: ``model.backbone`` (``psfm.encoders.backbones``), ``model.encoder``
 (``psfm.encoders.latent``), ``model.objective`` (``psfm.objectives``), ``model.teachers``
-(``psfm.teachers``), ``optim``, ``trainer``, ``logger`` and ``datamodule``.
+(``psfm.teachers``), ``optim``, ``trainer``, ``logger`` and ``datamodule``. ``BackboneConfig`` and
+``EncoderConfig`` live in ``psfm.encoders.config`` (``psfm.load`` rebuilds exports from them without
+the trainer) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -13,43 +15,25 @@ from typing import Any
 from omegaconf import DictConfig
 
 from psfm.datamodules.datamodule import DataModuleConfig
+from psfm.encoders.config import BackboneConfig, EncoderConfig
 from psfm.errors import UsageError, require_at_least
 from psfm.probes.online import OnlineProbeConfig
 from psfm.typed_config import to_command
 
-
-@dataclass
-class BackboneConfig:
-    """A registered backbone (``vit_test``, ``vit_tiny``, ``timm``) and its options.
-
-    ``model_name`` is for ``timm``; ``overrides`` are timm architecture kwargs (depth, embed_dim ...).
-    ``checkpoint`` loads local weights; ``frozen`` keeps them fixed (Spa3R freezes its backbone).
-    """
-
-    name: str = "vit_test"
-    model_name: str | None = None
-    img_size: int = 128
-    checkpoint: str | None = None
-    require_checkpoint: bool = False  # experiments whose frozen backbone is useless at random init set this
-    frozen: bool = False
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class EncoderConfig:
-    """``LatentEncoder`` shape; ``trainable: false`` freezes backbone and encoder at random init (a baseline)."""
-
-    dim: int = 64
-    depth: int = 2
-    num_heads: int = 4
-    num_latents: int = 16
-    num_registers: int = 2
-    mlp_ratio: float = 4.0
-    qk_norm: bool = True
-    rope_base: float = 100.0
-    reference_view: bool = True  # mark context view 0, the frame of the target poses (psfm.encoders.latent)
-    posed_context: bool = False  # ablation: context rays added to the tokens (psfm.encoders.latent; not exportable)
-    trainable: bool = True
+__all__ = [
+    "BackboneConfig",
+    "DecoderConfig",
+    "EncoderConfig",
+    "LoggerConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "OptimConfig",
+    "PretrainCommand",
+    "TeacherConfig",
+    "TrainerConfig",
+    "command_from_config",
+    "teacher_config",
+]
 
 
 @dataclass

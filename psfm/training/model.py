@@ -1,6 +1,8 @@
 """``PretrainModel``: encoder + objective + teachers as one torch module, built from a ``ModelConfig``.
 
 Torch only (no Lightning), so a script, a notebook or another trainer can pretrain with it too.
+``build_encoder`` lives in ``psfm.encoders.build`` (``psfm.load`` needs it without the teachers) and is
+re-exported here.
 """
 
 from __future__ import annotations
@@ -11,34 +13,13 @@ import torch
 from torch import nn
 
 import psfm.teachers  # noqa: F401 - registers the teachers
-from psfm.encoders.backbones import BACKBONES
-from psfm.encoders.latent import LatentEncoder
-from psfm.encoders.spatial import SpatialEncoder
+from psfm.encoders.build import build_encoder
 from psfm.objectives.psfm import OBJECTIVES
 from psfm.teachers.base import TEACHERS, Teacher
-from psfm.training.config import BackboneConfig, EncoderConfig, ModelConfig, teacher_config
+from psfm.training.config import ModelConfig, teacher_config
 from psfm.types import MultiViewBatch
 
-
-def build_encoder(backbone: BackboneConfig, encoder: EncoderConfig, attention: str = "auto") -> SpatialEncoder:
-    """The network PSFM pretrains and ``psfm.load`` rebuilds: backbone + latent encoder."""
-    if backbone.require_checkpoint and not backbone.checkpoint:
-        raise ValueError(
-            "model.backbone.checkpoint is required by this experiment (a frozen backbone at random init "
-            "teaches nothing): pass model.backbone.checkpoint=/path/to/weights"
-        )
-    options = {"img_size": backbone.img_size, "checkpoint": backbone.checkpoint, "frozen": backbone.frozen}
-    if backbone.model_name is not None:
-        options["model_name"] = backbone.model_name
-    if backbone.name == "module":  # the user's factory takes its own kwargs (in overrides)
-        options = {"frozen": backbone.frozen}
-    net = BACKBONES.build(backbone.name, **options, **backbone.overrides)
-    kwargs = {key: value for key, value in asdict(encoder).items() if key != "trainable"}
-    latent = LatentEncoder(in_dim=net.dim, backend=attention, **kwargs)
-    spatial = SpatialEncoder(net, latent)
-    if not encoder.trainable:
-        spatial.requires_grad_(False)
-    return spatial
+__all__ = ["PretrainModel", "build_encoder"]
 
 
 class PretrainModel(nn.Module):
