@@ -83,8 +83,11 @@ class SfmOptions:
 
     camera_model: str = "SIMPLE_RADIAL"  # one COLMAP camera per scene; its lens distortion is resampled away
     matcher: str = "auto"  # exhaustive | sequential (each view with its next ones) | auto: sequential for long videos
+    threads: int = 1  # feature extraction and matching threads; 1 gives the same poses on every run, -1 = all cores
 
     def __post_init__(self) -> None:
+        if self.threads == 0 or self.threads < -1:
+            raise UsageError(f"sfm.threads={self.threads}: use a positive count, or -1 for every core")
         if self.camera_model not in SFM_CAMERA_MODELS:
             raise UsageError(f"sfm.camera_model={self.camera_model!r}: use one of {', '.join(SFM_CAMERA_MODELS)}")
         if self.matcher not in SFM_MATCHERS:

@@ -16,8 +16,9 @@ pinhole, so a model with distortion has each view resampled to the pinhole camer
 which, the mean reprojection error, the camera model and its parameters, the matcher.
 
 Reproducible: images get their COLMAP ids in view order, RANSAC and the mapper are seeded, and the mapper runs
-on one thread (otherwise the poses change from run to run); features and matches use every core. Scenes run in
-parallel with ``workers=``. pycolmap is imported here only, lazily
+on one thread (otherwise the poses change from run to run). Features and matches use ``sfm.threads`` (default
+1: with more, a loaded machine once registered 4 views fewer of the same video; -1 uses every core, faster, not
+reproducible). Scenes run in parallel with ``workers=``. pycolmap is imported here only, lazily
 (``pip install 'psfm[colmap]'``).
 """
 
@@ -93,11 +94,16 @@ def _run_colmap(pycolmap: Any, folder: Path, views: list[View], options: SfmOpti
     # images imported first, so their ids follow the view order (extraction threads number them as they finish)
     pycolmap.Database.open(database).close()
     pycolmap.import_images(database, images, camera_mode=single, options=reader)
-    pycolmap.extract_features(database, images, camera_mode=single, reader_options=reader, device=cpu)
+    # threads > 1 finish in another order under load, and the same views then gave other registrations
+    extraction = pycolmap.FeatureExtractionOptions(num_threads=options.threads)
+    pycolmap.extract_features(
+        database, images, camera_mode=single, reader_options=reader, extraction_options=extraction, device=cpu
+    )
     verification = pycolmap.TwoViewGeometryOptions()
     verification.ransac.random_seed = SEED
+    matching = pycolmap.FeatureMatchingOptions(num_threads=options.threads)
     match = pycolmap.match_sequential if matcher == "sequential" else pycolmap.match_exhaustive
-    match(database, verification_options=verification, device=cpu)
+    match(database, matching_options=matching, verification_options=verification, device=cpu)
     # one mapper thread: with more, the same views give different poses from run to run
     mapping = pycolmap.IncrementalPipelineOptions(min_model_size=MIN_REGISTERED, random_seed=SEED, num_threads=1)
     return _largest(pycolmap.incremental_mapping(database, images, folder / "sparse", options=mapping))

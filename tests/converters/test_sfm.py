@@ -140,3 +140,10 @@ def test_sfm_options_are_checked_before_any_work():
 def test_sfm_is_refused_for_a_format_with_its_own_poses(tmp_path):
     with pytest.raises(UsageError, match="scannet brings its own poses"):
         convert("scannet", Path(tmp_path), tmp_path / "out", ConvertOptions(pose_model="sfm"), progress=False)
+
+
+@pytest.mark.parametrize("threads", [0, -2])
+def test_sfm_threads_must_be_a_count_or_every_core(threads):
+    with pytest.raises(UsageError, match="sfm.threads"):
+        SfmOptions(threads=threads)
+    assert SfmOptions(threads=-1).threads == -1 and SfmOptions().threads == 1  # every core; the reproducible default
