@@ -85,7 +85,7 @@ def build_sources(command: ProbeCommand) -> dict[str, object]:
     if "random_init" in command.baselines:
         sources["random_init"] = EncoderSource(random_init_twin(exports[0], command.random_init_seed))
     if "backbone_mean" in command.baselines:
-        sources["backbone_mean"] = BackboneMeanSource(first.spatial, first.image_size)
+        sources["backbone_mean"] = BackboneMeanSource(first.spatial, first.image_size, input_kind=first.input_kind)
     if "thumbnail" in command.baselines:
         sources["thumbnail"] = ThumbnailSource(first.image_size, patch_size, first.input_kind)
     if "train_mean" in command.baselines:

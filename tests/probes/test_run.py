@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from psfm.commands.probe import quote_lists, run
 from psfm.export import export_encoder
-from psfm.probes.run import BASELINES, PROBES, ProbeCommand, run_probes
+from psfm.probes.run import BASELINES, PROBES, ProbeCommand, build_sources, run_probes
 from psfm.probes.scenes import load_probe_scenes
 from psfm.probes.targets import floor_area
 from psfm.training.config import BackboneConfig, EncoderConfig
@@ -40,13 +41,14 @@ EXPECTED_PROBES = {
 }
 
 
-def write_export(directory: Path, seed: int, size: int = 32) -> str:
+def write_export(directory: Path, seed: int, size: int = 32, input_kind: str = "images") -> str:
     """A random-init tiny encoder (vit_test, patch 16: a 2 x 2 grid at 32 px) exported like a trained one."""
     backbone = BackboneConfig(name="vit_test", img_size=size, overrides={"depth": 1, "embed_dim": 32})
     encoder = EncoderConfig(dim=32, depth=1, num_heads=2, num_latents=4, num_registers=1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        export_encoder(build_encoder(backbone, encoder), backbone, encoder, (size, size), directory)
+        model = build_encoder(backbone, encoder)
+        export_encoder(model, backbone, encoder, (size, size), directory, input_kind=input_kind)
     return str(directory)
 
 
@@ -221,3 +223,13 @@ def test_cli_help_lists_the_probes_and_takes_lists_of_exports(tmp_path):
     assert "psfm probe" in helped.stdout and "Usage:" in helped.stdout
     assert all(probe in helped.stdout for probe in (*PROBES, *BASELINES))
     assert "export: a/export,b/export" in helped.stdout and "names: x,y" in helped.stdout
+
+
+def test_every_source_of_a_depth_input_export_reads_depth(setup, tmp_path):
+    """The twin, the backbone alone and the thumbnail see what the export sees, not the photos."""
+    export = write_export(tmp_path / "depth" / "export", seed=3, input_kind="depth")
+    command = ProbeCommand(export=export, train=setup["train"], val=setup["val"], out=str(tmp_path), **SMALL)
+    sources = build_sources(replace(command, baselines=["random_init", "backbone_mean", "thumbnail", "train_mean"]))
+    kinds = {name: getattr(source, "input_kind", None) for name, source in sources.items()}
+    assert kinds == {"depth": "depth", "random_init": "depth", "backbone_mean": "depth", "thumbnail": "depth",
+                     "train_mean": None}  # fmt: skip
