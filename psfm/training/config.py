@@ -56,9 +56,8 @@ class ObjectiveConfig:
     cosine_weight: float = 1.0
     target_norm: str = "layernorm"
     depth_probe: bool = True
-    context_input: str = (
-        "images"  # ablation: ``depth`` shows the encoder true depth (psfm.encoders.inputs; the export records it)
-    )
+    # ``depth``: an ablation that shows the encoder true depth (psfm.encoders.inputs; the export records it)
+    context_input: str = "images"
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
 
 
