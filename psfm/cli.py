@@ -14,6 +14,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "qa": ("psfm.commands.qa", "generate spatial questions with exact answers for a shard set (QA shards + JSONL)"),
     "eval": ("psfm.commands.eval", "score predictions on spatial questions: accuracy, MRA, baselines, bootstrap CIs"),
     "pretrain": ("psfm.commands.pretrain", "pretrain a spatial encoder with PSFM (default: world_tiny on CPU)"),
+    "adapt": (
+        "psfm.commands.adapt",
+        "train a VLM adapter over a frozen encoder on spatial QA and score it (SmolLM2 offline)",
+    ),
     "probe": ("psfm.commands.probe", "measure what frozen encoders know about 3D against baselines (report + figures)"),
 }
 

@@ -151,7 +151,8 @@ class AdaptedVLM(nn.Module):
 
     Args:
         vlm: a model of a class in ``VLM_LAYOUTS`` (e.g. ``Qwen2_5_VLForConditionalGeneration``).
-        adapter: a ``SpatialAdapter`` (hidden_dim = the language model's width) or ``PrependAdapter``.
+        adapter: a ``SpatialAdapter`` (hidden_dim = the language model's width) or ``PrependAdapter``; None:
+            no adapter, only the training setup (the control arm: the same parts train, no scene).
         inject: ``"input"`` (the embeddings, before the language model) or a decoder-layer index
             (``SpatialAdapter`` only; the visual positions are the same at every layer).
         llm: the language model ``frozen``, with ``lora`` adapters (peft), or ``full``y trained.
@@ -163,7 +164,7 @@ class AdaptedVLM(nn.Module):
     def __init__(
         self,
         vlm: nn.Module,
-        adapter: SpatialAdapter | PrependAdapter,
+        adapter: SpatialAdapter | PrependAdapter | None,
         *,
         inject: str | int = "input",
         llm: LLMMode = "frozen",
@@ -179,7 +180,8 @@ class AdaptedVLM(nn.Module):
         self.vlm, self.adapter, self.llm_mode = vlm, adapter, llm
         self.visual_ids = placeholder_ids(vlm, self.layout)
         language_model = submodule(vlm, self.layout.language_model)
-        self._check_widths(adapter, language_model)
+        if adapter is not None:
+            self._check_widths(adapter, language_model)
         if isinstance(adapter, PrependAdapter):
             if scene_token_id is None:
                 raise ValueError("a PrependAdapter needs scene_token_id: the placeholder its latent tokens replace")
@@ -191,6 +193,8 @@ class AdaptedVLM(nn.Module):
         if llm == "lora":
             self._add_lora(language_model, lora_rank, lora_alpha)
         self._set_trainable(language_model, self.llm_mode == "full" if train_connector is None else train_connector)
+        if adapter is None:
+            return
         vlm.register_forward_pre_hook(self._find_positions, with_kwargs=True)
         if inject == "input":
             language_model.register_forward_pre_hook(self._inject_into_embeddings, with_kwargs=True)
@@ -210,7 +214,8 @@ class AdaptedVLM(nn.Module):
             submodule(self.vlm, path).requires_grad_(False)
         for path in self.layout.connector:
             submodule(self.vlm, path).requires_grad_(train_connector)
-        self.adapter.requires_grad_(True)
+        if self.adapter is not None:
+            self.adapter.requires_grad_(True)
 
     def _add_lora(self, language_model: nn.Module, rank: int, alpha: int) -> None:
         from peft import LoraConfig, inject_adapter_in_model
@@ -227,7 +232,7 @@ class AdaptedVLM(nn.Module):
     def trainable_parameters(self) -> dict[str, int]:
         """Trainable parameter counts by part: adapter, language model, connector, other."""
         language_model = submodule(self.vlm, self.layout.language_model)
-        parts = [("adapter", self.adapter), ("language_model", language_model)]
+        parts = [("language_model", language_model)] + ([("adapter", self.adapter)] if self.adapter is not None else [])
         parts += [("connector", submodule(self.vlm, path)) for path in self.layout.connector]
         owner = {id(param): name for name, module in parts for param in module.parameters()}
         counts = dict.fromkeys(["adapter", "language_model", "connector", "other"], 0)
@@ -249,6 +254,8 @@ class AdaptedVLM(nn.Module):
     @contextmanager
     def _scene_of(self, latents: torch.Tensor | None, latent_mask: torch.Tensor | None) -> Iterator[None]:
         if latents is not None:
+            if self.adapter is None:
+                raise ValueError("latents given to an AdaptedVLM without an adapter")
             latent_mask = padding_mask(latent_mask, latents, "latent_mask")
         self._scene = None if latents is None else (latents, latent_mask)
         try:
@@ -286,16 +293,16 @@ class AdaptedVLM(nn.Module):
         embeds = kwargs.get("inputs_embeds")
         if embeds is None or self._positions is None:
             return None
-        return args, {**kwargs, "inputs_embeds": self._apply(embeds)}
+        return args, {**kwargs, "inputs_embeds": self._adapt_hidden(embeds)}
 
     def _inject_into_layer(self, module: nn.Module, args: tuple, kwargs: dict):
         if self._positions is None:
             return None
         if args:
-            return (self._apply(args[0]), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": self._apply(kwargs["hidden_states"])}
+            return (self._adapt_hidden(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": self._adapt_hidden(kwargs["hidden_states"])}
 
-    def _apply(self, hidden: torch.Tensor) -> torch.Tensor:
+    def _adapt_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         positions = self._positions.to(hidden.device)
         if positions.shape != hidden.shape[:2]:
             raise RuntimeError(

@@ -22,11 +22,11 @@ ConfigStore.instance().store(name="probe_schema", node=ProbeCommand)
 LIST_KEYS = ("export=", "names=")
 
 
-def quote_lists(argv: list[str]) -> list[str]:
+def quote_lists(argv: list[str], keys: tuple[str, ...] = LIST_KEYS) -> list[str]:
     """``export=a,b`` means a list of exports here, not a Hydra sweep: pass it on as one quoted string."""
     quoted = []
     for arg in argv:
-        if arg.startswith(LIST_KEYS) and "," in arg and not arg.split("=", 1)[1].startswith(("'", '"', "[")):
+        if arg.startswith(keys) and "," in arg and not arg.split("=", 1)[1].startswith(("'", '"', "[")):
             key, value = arg.split("=", 1)
             arg = f"{key}='{value}'"
         quoted.append(arg)
