@@ -229,7 +229,9 @@ def run_adapt(command: AdaptCommand) -> dict:
     )
     timings["answer_s"] = time.perf_counter() - started
     metrics = score_arm(val, answers, command.bootstrap, command.seed)
-    lines = [json.dumps({"id": key, "prediction": text}) for key, text in answers.items()]
+    # each line carries its question, so `psfm eval predictions=out/predictions.jsonl` re-scores the run alone
+    lines = [json.dumps({"id": i.question.id, "prediction": answers[i.question.id], "qa": i.question.to_json()})
+             for i in val.items]  # fmt: skip
     atomic_write_bytes(out / "predictions.jsonl", ("\n".join(lines) + "\n").encode())
     record = {
         "command": asdict(command),

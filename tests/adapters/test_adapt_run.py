@@ -204,6 +204,16 @@ def test_one_arm_trains_answers_and_scores_every_held_out_question(setup, arms):
     assert none["adapter"] == 0 and none["connector"] == counts["connector"]
 
 
+def test_psfm_eval_rescores_an_arm_from_its_predictions_alone(arms):
+    from psfm.commands.eval import EvalCommand
+    from psfm.commands.eval import run as run_eval
+
+    metrics = json.loads((Path(arms["psfm"]) / "metrics.json").read_text())
+    again = run_eval(EvalCommand(predictions=str(Path(arms["psfm"]) / "predictions.jsonl"), bootstrap=20))
+    assert again["questions"] == metrics["questions"] and again["overall"] == metrics["overall"]
+    assert again["overall_ci_low"] == metrics["overall_ci_low"]
+
+
 def test_a_checkpoint_answers_as_the_run_that_trained_it(setup, arms, tmp_path):
     again = tiny_command(setup, str(tmp_path / "again"), export=setup["export"], steps=0, checkpoint=arms["psfm"])
     run_adapt(again)
