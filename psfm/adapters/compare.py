@@ -38,7 +38,7 @@ def compare_arms(runs: list[str], names: list[str] | None, out: str | Path) -> P
     out.mkdir(parents=True, exist_ok=True)
     table = {
         name: {label: _score(metrics, prefix) for label, prefix in GROUPS if f"{prefix}overall" in metrics}
-        | {"train_s_per_sample": record["timings"]["train_s_per_sample"], "train_s": record["timings"]["train_s"]}
+        | {key: record["timings"].get(key, float("nan")) for key in ("train_s_per_sample", "train_s")}
         for name, (metrics, record) in arms.items()
     }
     tasks = sorted({key[5:] for metrics, _ in arms.values() for key in metrics if _is_task(key)})

@@ -32,7 +32,7 @@ from psfm.adapters.prepend_adapter import PrependAdapter
 from psfm.adapters.qa_items import QAItems, load_qa_items
 from psfm.adapters.spatial_adapter import SpatialAdapter
 from psfm.adapters.vlm import AdaptedVLM
-from psfm.errors import UsageError
+from psfm.errors import MissingPathError, UsageError
 from psfm.io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("psfm.adapt")
@@ -68,7 +68,7 @@ class AdaptCommand:
     tower_size: int = 128  # the frozen EfficientNet-Lite0 image tower's input size
     visual_grid: int = 2  # visual tokens per image = visual_grid^2
     max_length: int = 512  # tokens per sequence; longer ones lose their start (counted)
-    steps: int = 300
+    steps: int = 300  # 0: no training, only answer and score (e.g. with checkpoint=)
     batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -81,6 +81,7 @@ class AdaptCommand:
     bootstrap: int = 1000
     seed: int = 0
     progress: bool = True
+    checkpoint: str | None = None  # a run folder or its trainable.safetensors: start from what it trained
     out: str = "outputs/adapt/run"
     compare: str | None = None  # RUN,RUN,...: no training; compare finished runs into out/adapt_report.md
     names: str | None = None  # NAME,NAME,...: the compared arms' names (psfm,none,random_init check the goal)
@@ -91,8 +92,8 @@ class AdaptCommand:
             raise UsageError(f"encoder={self.encoder!r}: expected one of {ENCODERS}")
         if self.adapter not in ADAPTERS:
             raise UsageError(f"adapter={self.adapter!r}: expected one of {ADAPTERS}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise UsageError(f"steps={self.steps} and batch_size={self.batch_size} must be >= 1")
+        if self.steps < 0 or self.batch_size < 1:
+            raise UsageError(f"steps={self.steps} must be >= 0 and batch_size={self.batch_size} >= 1")
 
 
 def qa_shards(source: str) -> str:
@@ -154,14 +155,45 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: param.detach().cpu().contiguous() for name, param in model.named_parameters() if param.requires_grad}
 
 
+def load_trainable(model: torch.nn.Module, checkpoint: str | Path) -> int:
+    """Copy a run's ``trainable.safetensors`` into ``model``; returns the number of tensors loaded.
+
+    Raises:
+        MissingPathError: no such file.
+        UsageError: a tensor the model lacks (another adapter or arm) or of another shape (another
+            export's latent dim, another language model), named with both shapes.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint)
+    path = path / "trainable.safetensors" if path.is_dir() else path
+    if not path.is_file():
+        raise MissingPathError(f"checkpoint={checkpoint}: no trainable.safetensors there (a finished psfm adapt run)")
+    saved = load_file(str(path))
+    params = dict(model.named_parameters())
+    unknown = sorted(set(saved) - set(params))
+    if unknown:
+        raise UsageError(
+            f"{path}: {len(unknown)} tensors this model lacks, e.g. {unknown[0]}: trained with another arm?"
+        )
+    for name, tensor in saved.items():
+        if tensor.shape != params[name].shape:
+            latent = name.endswith("projector.layers.0.weight") and name.startswith("adapter.")
+            hint = " (the adapter was trained on another export's latent dim)" if latent else ""
+            raise UsageError(
+                f"{path}: {name} is {tuple(tensor.shape)} there but {tuple(params[name].shape)} here{hint}"
+            )
+        with torch.no_grad():
+            params[name].copy_(tensor)
+    return len(saved)
+
+
 def run_adapt(command: AdaptCommand) -> dict:
     """Train one arm and score it; returns the metrics dict (also written to ``out/metrics.json``)."""
-    import lightning as L
     from safetensors.torch import save
-    from torch.utils.data import DataLoader
 
     from psfm.adapters.language_models import language_model_files
-    from psfm.adapters.sft import AdaptModule, answer_questions, collate
+    from psfm.adapters.sft import answer_questions
 
     language_model_files(command.llm)  # a missing model fails before minutes of frozen features
     out = Path(command.out)
@@ -171,40 +203,24 @@ def run_adapt(command: AdaptCommand) -> dict:
     encoder = frozen_encoder(command)
     tower = image_tower(command)
     size = (command.tower_size, command.tower_size)
-    train = load_qa_items(
-        qa_shards(command.train), tower, size, encoder, command.max_train_scenes, progress=command.progress,
-        description="train features",
-    )  # fmt: skip
     val = load_qa_items(
         qa_shards(command.val), tower, size, encoder, command.max_eval_scenes, progress=command.progress,
         description="val features",
     )  # fmt: skip
+    train = None
+    if command.steps:
+        train = load_qa_items(
+            qa_shards(command.train), tower, size, encoder, command.max_train_scenes, progress=command.progress,
+            description="train features",
+        )  # fmt: skip
     timings["frozen_features_s"] = time.perf_counter() - started
-    model, tokenizer, formatter = build_model(command, encoder, train.items[0].visual.shape[-1])
+    model, tokenizer, formatter = build_model(command, encoder, val.items[0].visual.shape[-1])
+    if command.checkpoint:
+        log.info("loaded %d trained tensors from %s", load_trainable(model, command.checkpoint), command.checkpoint)
     counts = model.trainable_parameters()
-    log.info("trainable parameters: %s; %d train / %d val questions", counts, len(train.items), len(val.items))
-
-    L.seed_everything(command.seed, workers=True)
-    order = random.Random(command.seed)
-    needed = command.steps * command.batch_size
-    chosen = [train.items[order.randrange(len(train.items))] for _ in range(needed)]  # fixed draw, same per arm
-    loader = DataLoader(
-        chosen,
-        batch_size=command.batch_size,
-        shuffle=False,
-        collate_fn=lambda b: collate(b, formatter, tokenizer.pad_token_id),
-    )
-    module = AdaptModule(model, command.lr, command.weight_decay, command.warmup_fraction, command.steps)
-    settings = asdict(command.trainer)
-    trainer = L.Trainer(
-        max_steps=command.steps, logger=L.pytorch.loggers.CSVLogger(out, name="csv"), enable_checkpointing=False,
-        enable_progress_bar=command.progress, num_sanity_val_steps=0, **settings,
-    )  # fmt: skip
-    model.train()  # Lightning keeps the modes it is given; frozen towers stay in eval (AdaptedVLM.train)
-    started = time.perf_counter()
-    trainer.fit(module, loader)
-    timings["train_s"] = time.perf_counter() - started
-    timings["train_s_per_sample"] = timings["train_s"] / needed
+    log.info("trainable parameters: %s; %d val questions", counts, len(val.items))
+    if train is not None:
+        timings |= train_arm(command, model, train, formatter, tokenizer.pad_token_id, out)
     atomic_write_bytes(out / "trainable.safetensors", save(trainable_state(model)))
 
     started = time.perf_counter()
@@ -213,21 +229,49 @@ def run_adapt(command: AdaptCommand) -> dict:
     )
     timings["answer_s"] = time.perf_counter() - started
     metrics = score_arm(val, answers, command.bootstrap, command.seed)
-    lines = [json.dumps({"id": key, "prediction": text}) for key, text in answers.items()]
+    # each line carries its question, so `psfm eval predictions=out/predictions.jsonl` re-scores the run alone
+    lines = [json.dumps({"id": i.question.id, "prediction": answers[i.question.id], "qa": i.question.to_json()})
+             for i in val.items]  # fmt: skip
     atomic_write_bytes(out / "predictions.jsonl", ("\n".join(lines) + "\n").encode())
     record = {
         "command": asdict(command),
         "trainable_parameters": counts,
         "timings": timings,
-        "train_questions": len(train.items),
+        "train_questions": 0 if train is None else len(train.items),
         "val_questions": len(val.items),
-        "skipped": {"train": dict(train.skipped), "val": dict(val.skipped)},
+        "skipped": {"train": {} if train is None else dict(train.skipped), "val": dict(val.skipped)},
         "truncated": dict(formatter.truncated),
     }
     atomic_write_json(out / "adapt.json", record)
     atomic_write_json(out / "metrics.json", metrics)
     atomic_write_bytes(out / "report.md", arm_report(record, metrics).encode())
     return metrics
+
+
+def train_arm(command: AdaptCommand, model, train: QAItems, formatter: ChatFormatter, pad_id: int, out: Path) -> dict:
+    """``steps`` x ``batch_size`` questions drawn with ``seed`` (the same draw for every arm); returns timings."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from psfm.adapters.sft import AdaptModule, collate
+
+    L.seed_everything(command.seed, workers=True)
+    order = random.Random(command.seed)
+    needed = command.steps * command.batch_size
+    chosen = [train.items[order.randrange(len(train.items))] for _ in range(needed)]
+    loader = DataLoader(
+        chosen, batch_size=command.batch_size, shuffle=False, collate_fn=lambda b: collate(b, formatter, pad_id)
+    )
+    module = AdaptModule(model, command.lr, command.weight_decay, command.warmup_fraction, command.steps)
+    trainer = L.Trainer(
+        max_steps=command.steps, logger=L.pytorch.loggers.CSVLogger(out, name="csv"), enable_checkpointing=False,
+        enable_progress_bar=command.progress, num_sanity_val_steps=0, **asdict(command.trainer),
+    )  # fmt: skip
+    model.train()  # Lightning keeps the modes it is given; frozen towers stay in eval (AdaptedVLM.train)
+    started = time.perf_counter()
+    trainer.fit(module, loader)
+    elapsed = time.perf_counter() - started
+    return {"train_s": elapsed, "train_s_per_sample": elapsed / needed}
 
 
 def score_arm(items: QAItems, answers: dict[str, str], bootstrap: int, seed: int) -> dict:
@@ -271,11 +315,14 @@ def arm_report(record: dict, metrics: dict) -> str:
     for task in [t for t in tasks if not t.endswith(("_ci_low", "_ci_high", "_count", "_chance", "_frequency"))]:
         lines.append(f"| {task} | {int(metrics[f'task/{task}_count'])} | {100 * metrics[f'task/{task}']:.1f} |")
     timings = record["timings"]
+    training = "no training"
+    if "train_s" in timings:
+        training = f"training {timings['train_s']:.0f} s ({timings['train_s_per_sample']:.2f} s per sample)"
     lines += [
         "",
         f"trainable parameters: {record['trainable_parameters']}",
-        f"cost: frozen features {timings['frozen_features_s']:.0f} s, training {timings['train_s']:.0f} s "
-        f"({timings['train_s_per_sample']:.2f} s per sample), answering {timings['answer_s']:.0f} s",
+        f"cost: frozen features {timings['frozen_features_s']:.0f} s, {training}, "
+        f"answering {timings['answer_s']:.0f} s",
         "",
     ]
     return "\n".join(lines)

@@ -19,8 +19,10 @@ from psfm.adapters.run import AdaptCommand, TrainerSettings, qa_shards, run_adap
 from psfm.adapters.sft import collate
 from psfm.commands.qa import QACommand
 from psfm.commands.qa import run as run_qa
+from psfm.encoders.build import build_encoder
+from psfm.encoders.config import BackboneConfig, EncoderConfig
 from psfm.errors import MissingPathError, UsageError
-from psfm.export import load
+from psfm.export import export_encoder, load
 from psfm.worlds.generate import generate_world
 from psfm.worlds.sampler import WorldConfig
 from tests.probes.test_run import PNG_MAGIC, write_export
@@ -200,6 +202,48 @@ def test_one_arm_trains_answers_and_scores_every_held_out_question(setup, arms):
     )
     none = json.loads((Path(arms["none"]) / "adapt.json").read_text())["trainable_parameters"]
     assert none["adapter"] == 0 and none["connector"] == counts["connector"]
+
+
+def test_psfm_eval_rescores_an_arm_from_its_predictions_alone(arms):
+    from psfm.commands.eval import EvalCommand
+    from psfm.commands.eval import run as run_eval
+
+    metrics = json.loads((Path(arms["psfm"]) / "metrics.json").read_text())
+    again = run_eval(EvalCommand(predictions=str(Path(arms["psfm"]) / "predictions.jsonl"), bootstrap=20))
+    assert again["questions"] == metrics["questions"] and again["overall"] == metrics["overall"]
+    assert again["overall_ci_low"] == metrics["overall_ci_low"]
+
+
+def test_a_checkpoint_answers_as_the_run_that_trained_it(setup, arms, tmp_path):
+    again = tiny_command(setup, str(tmp_path / "again"), export=setup["export"], steps=0, checkpoint=arms["psfm"])
+    run_adapt(again)
+    read = lambda folder: (Path(folder) / "predictions.jsonl").read_text()  # noqa: E731
+    assert read(again.out) == read(arms["psfm"])
+    from safetensors.torch import load_file
+
+    weights = lambda folder: load_file(str(Path(folder) / "trainable.safetensors"))  # noqa: E731
+    trained, loaded = weights(arms["psfm"]), weights(again.out)  # steps=0 saves what it loaded
+    assert trained.keys() == loaded.keys() and all(torch.equal(trained[k], loaded[k]) for k in trained)
+    fresh = tiny_command(setup, str(tmp_path / "fresh"), export=setup["export"], steps=0)
+    run_adapt(fresh)
+    assert not all(torch.equal(trained[k], weights(fresh.out)[k]) for k in trained)  # training moved them
+    assert json.loads((Path(again.out) / "adapt.json").read_text())["train_questions"] == 0
+    assert "no training" in (Path(again.out) / "report.md").read_text()
+
+
+def test_a_checkpoint_of_another_arm_or_export_is_refused_by_name(setup, arms, tmp_path):
+    with pytest.raises(UsageError, match=r"tensors this model lacks, e.g. adapter\..*another arm"):
+        run_adapt(tiny_command(setup, str(tmp_path / "a"), steps=0, checkpoint=arms["psfm"]))
+    backbone = BackboneConfig(name="vit_test", img_size=32, overrides={"depth": 1, "embed_dim": 32})
+    narrow = EncoderConfig(dim=16, depth=1, num_heads=2, num_latents=4, num_registers=1)
+    export_encoder(build_encoder(backbone, narrow), backbone, narrow, (32, 32), tmp_path / "narrow")
+    wrong_dim = r"adapter.projector.layers.0.weight is \(32, 32\) there but \(32, 16\) here \(.*another export's latent"
+    with pytest.raises(UsageError, match=wrong_dim):
+        run_adapt(
+            tiny_command(setup, str(tmp_path / "b"), export=str(tmp_path / "narrow"), steps=0, checkpoint=arms["psfm"])
+        )
+    with pytest.raises(MissingPathError, match="checkpoint=/nowhere: no trainable.safetensors"):
+        run_adapt(tiny_command(setup, str(tmp_path / "c"), steps=0, checkpoint="/nowhere"))
 
 
 def test_arms_compared_side_by_side_with_a_chart_and_the_goal(setup, arms, tmp_path):
