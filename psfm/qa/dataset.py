@@ -4,6 +4,7 @@ out/shards/            the scenes again (same members), meta.json carrying "qa" 
 out/questions.jsonl    chat-message format, one question per line (psfm.qa.export)
 out/lmms_eval.jsonl    lmms-eval-style rows
 out/lmms_eval/         an lmms-eval task over them (psfm_spatial.yaml + utils.py, psfm.qa.lmms_task)
+out/vsibench.jsonl     the VSI-Bench questions alone, in VSI-Bench's columns (psfm.qa.vsibench)
 out/images/<key>/      the view images the exports point at (bytes as stored in the shards)
 out/summary.json       counts, skip reasons and rates of the run
 """
@@ -37,9 +38,10 @@ from psfm.qa.lmms_task import write_task
 from psfm.qa.reasons import SkipLog
 from psfm.qa.shard_io import decode_maps, iter_scenes, with_questions
 from psfm.qa.sources import facts_from_meta, read_box_file
+from psfm.qa.vsibench import is_vsibench_question, vsibench_record
 
 FACT_SOURCES = ("gt", "lifted")
-OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "lmms_eval", "images", "summary.json")
+OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "vsibench.jsonl", "lmms_eval", "images", "summary.json")
 
 
 @dataclass
@@ -173,6 +175,7 @@ def build_qa_dataset(
         info["boxes"] = str(boxes)
     start = time.perf_counter()
     chat_file, lmms_file = AtomicFile(out / "questions.jsonl", "w"), AtomicFile(out / "lmms_eval.jsonl", "w")
+    vsibench_file = AtomicFile(out / "vsibench.jsonl", "w")
     try:
         with ShardWriter(out / "shards", samples_per_shard, info=info) as writer:
             scenes = iter_scenes(urls)
@@ -198,6 +201,8 @@ def build_qa_dataset(
                 for question in questions:
                     write_jsonl(chat_file.handle, chat_record(question, paths))
                     write_jsonl(lmms_file.handle, lmms_record(question, paths, dataset=f"psfm-{facts}"))
+                    if is_vsibench_question(question.task, question.format):
+                        write_jsonl(vsibench_file.handle, vsibench_record(question, paths, dataset=f"psfm-{facts}"))
                     report.tasks[question.task] += 1
                     report.formats[question.format] += 1
                     if question.format != "free_form":
@@ -205,11 +210,11 @@ def build_qa_dataset(
                 report.scenes += 1
                 report.questions += len(questions)
     except BaseException:
-        chat_file.discard()
-        lmms_file.discard()
+        for handle in (chat_file, lmms_file, vsibench_file):
+            handle.discard()
         raise
-    chat_file.commit()
-    lmms_file.commit()
+    for handle in (chat_file, lmms_file, vsibench_file):
+        handle.commit()
     write_task(out / "lmms_eval", out / "lmms_eval.jsonl")
     for reason, value in SKIPS.reasons.items():
         unreadable = value - reader_skips_before.get(reason, 0)

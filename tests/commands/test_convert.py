@@ -127,6 +127,6 @@ def test_a_converted_scannet_capture_runs_through_shards_pretrain_and_lifted_qa(
     summary = json.loads((tmp_path / "qa" / "summary.json").read_text())
     unexpected = [reason for reason in summary["skips"] if not any(part in reason for part in EXPECTED_QA_SKIPS)]
     assert unexpected == []
-    assert summary["tasks"].get("object_count", 0) > 0  # lifted objects with their ScanNet labels
+    assert summary["tasks"].get("object_counting", 0) > 0  # lifted objects with their ScanNet labels
     lines = [json.loads(line) for line in (tmp_path / "qa" / "questions.jsonl").read_text().splitlines()]
     assert len(lines) == qa["questions"] and all(line["messages"][1]["content"].strip() for line in lines)

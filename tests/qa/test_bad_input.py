@@ -76,8 +76,8 @@ def test_a_scene_without_floor_asks_no_room_size(world_scenes):
     facts = facts_from_meta(meta, skips, [v.instance for v in views])
     assert skips.counts["scene_without_floor"] == 1
     questions = generate_questions(facts, CONFIG, skips)
-    assert questions and not any(q.task == "room_size" for q in questions)
-    assert skips.counts["room_size/scene_without_floor"] == 1
+    assert questions and not any(q.task == "room_size_estimation" for q in questions)
+    assert skips.counts["room_size_estimation/scene_without_floor"] == 1
 
 
 def test_no_metric_scale_means_no_metric_numbers(world_scenes):

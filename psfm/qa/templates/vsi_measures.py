@@ -1,5 +1,7 @@
 """VSI-Bench's measurement tasks: object count, object size, room size and absolute distance.
 
+Task names are VSI-Bench's ``question_type`` values, so its scorer reads psfm rows (``psfm.qa.vsibench``).
+
 These are multi-view questions about the whole scan, answered with a number, as in VSI-Bench:
 counts are integers, sizes are the longest box side in centimetres, room size is the floor area in
 square metres, and distances are between the closest points of the two boxes in metres.
@@ -29,7 +31,7 @@ class ObjectCount(_SceneNumber):
     Counting needs no unique names, so duplicate-label objects count too.
     """
 
-    task = "object_count"
+    task = "object_counting"
     level = "L1"
     unit = "count"
     question_text = "How many {category}(s) are in this room?"
@@ -51,7 +53,7 @@ class ObjectCount(_SceneNumber):
 
 
 class ObjectSize(_SceneNumber):
-    task = "object_size"
+    task = "object_size_estimation"
     level = "L1"
     unit = "cm"
     question_text = "What is the length of the longest dimension (length, width, or height) of {a}, in centimeters?"
@@ -64,7 +66,7 @@ class ObjectSize(_SceneNumber):
 
 
 class RoomSize(_SceneNumber):
-    task = "room_size"
+    task = "room_size_estimation"
     level = "L1"
     unit = "m2"
     question_text = "What is the size of this room (its floor area), in square meters?"
@@ -80,7 +82,7 @@ class RoomSize(_SceneNumber):
 
 
 class AbsoluteDistance(_SceneNumber):
-    task = "absolute_distance"
+    task = "object_abs_distance"
     level = "L2"
     unit = "m"
     question_text = (
