@@ -26,6 +26,7 @@ from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.writer import ShardWriter
 from psfm.io import AtomicFile, atomic_write_json
 from psfm.progress import track
+from psfm.qa.annotations import read_scene_annotation
 from psfm.qa.config import GenerationConfig
 from psfm.qa.export import chat_record, export_images, lmms_record, write_jsonl
 from psfm.qa.facts import SceneFacts
@@ -37,7 +38,8 @@ from psfm.qa.lifting.views import ViewInput
 from psfm.qa.lmms_task import write_task
 from psfm.qa.reasons import SkipLog
 from psfm.qa.shard_io import decode_maps, iter_scenes, with_questions
-from psfm.qa.sources import facts_from_meta, read_box_file
+from psfm.qa.sources import facts_from_meta
+from psfm.qa.tally import FactsTally
 from psfm.qa.vsibench import is_vsibench_question, vsibench_record
 
 FACT_SOURCES = ("gt", "lifted")
@@ -55,6 +57,7 @@ class QAReport:
     formats: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
     skips: SkipLog = field(default_factory=SkipLog)
+    facts: FactsTally = field(default_factory=FactsTally)
     generation_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -72,6 +75,7 @@ class QAReport:
             "formats": dict(sorted(self.formats.items())),
             "answers": dict(sorted(self.answers.items())),
             "skips": self.skips.as_dict(),
+            **self.facts.to_json(),
             "questions_per_second": self.questions_per_second,
             "seconds": self.seconds,
         }
@@ -101,8 +105,12 @@ def scene_facts(
 
     With a ``depth_model``, lifting uses its depth from the RGB views instead of the stored depth,
     and the facts' ``metric_scale`` names the model. With ``boxes`` (a folder), ground truth comes
-    from ``<boxes>/<scene_id>.json`` instead of the scene's ``meta.json`` objects; a scene without
-    that file is skipped (None) and counted.
+    from ``<boxes>/<scene_id>.json`` (any layout and spelling of ``psfm.qa.annotations``) instead of the
+    scene's ``meta.json`` objects, with its room and counts when it states them; a scene without that file
+    is skipped (None) and counted.
+
+    Raises:
+        SchemaError: a box file or ``meta.json`` object psfm cannot read, naming the file and field.
     """
     depths, masks = decode_maps(scene, depth=True, mask=True)
     meta = scene.meta.raw
@@ -112,7 +120,12 @@ def scene_facts(
             if not path.is_file():
                 skips.add("boxes/no_box_file", str(path))
                 return None
-            meta = {**meta, "objects": read_box_file(path)}
+            annotation = read_scene_annotation(path)
+            source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+            if annotation.counts is not None:
+                source = {**source, "object_counts": annotation.counts}
+            room = annotation.room or meta.get("room")
+            meta = {**meta, "objects": annotation.objects, "room": room, "source": source}
         return facts_from_meta(meta, skips, masks, depths)
     if depth_model is not None:
         where = f"{scene.url}:{scene.key}"
@@ -192,11 +205,16 @@ def build_qa_dataset(
                 if scene_fact is None:
                     report.scenes_skipped += 1
                     continue
+                report.facts.add(scene_fact, scene.meta.num_views)
                 questions = generate_questions(scene_fact, generation, report.skips)
                 report.generation_seconds += time.perf_counter() - began
-                writer.write(
-                    with_questions(scene, questions, {"facts": facts, "metric_scale": scene_fact.metric_scale})
-                )
+                info = {
+                    "facts": facts,
+                    "metric_scale": scene_fact.metric_scale,
+                    "floor": {"height": scene_fact.floor_height, "source": scene_fact.floor_source},
+                    "room": {"area": scene_fact.floor_area, "source": scene_fact.room_source},
+                }
+                writer.write(with_questions(scene, questions, info))
                 paths = export_images(scene, out) if images else [v.image for v in scene.meta.views]
                 for question in questions:
                     write_jsonl(chat_file.handle, chat_record(question, paths))

@@ -30,8 +30,10 @@ CONFIG = GenerationConfig(per_task=8, per_scene=10_000)
 DIRECTIONS = ("front", "front-left", "left", "back-left", "back", "back-right", "right", "front-right")
 
 
-def name(obj) -> str:
-    return f"the {obj.color_name} {obj.category}"
+def name(obj, scene) -> str:
+    """VSI-Bench's rule: the category alone when it is the scene's only one, else colour and category."""
+    alone = sum(other.category == obj.category for other in scene.objects) == 1
+    return f"the {obj.category}" if alone else f"the {obj.color_name} {obj.category}"
 
 
 def horizontal(vector) -> complex:
@@ -158,7 +160,7 @@ def expected_answer(question, scene, views, min_pixels: int):
     if task == "object_rel_distance":
         target = objects[spec.objects[0]]
         options = [objects[i] for i in spec.objects[1:]]
-        return name(min(options, key=lambda o: exact_distance(target.box, o.box)))
+        return name(min(options, key=lambda o: exact_distance(target.box, o.box)), scene)
     if task.startswith("object_rel_direction"):
         c = objects[spec.objects[2]]
         turn = turn_deg(
@@ -181,7 +183,7 @@ def expected_answer(question, scene, views, min_pixels: int):
             i: next(v for v, view in enumerate(views) if np.count_nonzero(view.instance == i) >= min_pixels)
             for i in spec.objects
         }
-        return ", ".join(name(objects[i]) for i in sorted(spec.objects, key=first.get))
+        return ", ".join(name(objects[i], scene) for i in sorted(spec.objects, key=first.get))
     first_pose, second_pose = (np.asarray(scene.cameras[v].cam_to_world) for v in spec.views)
     if task == "camera_rotation":
         relative_rotation = first_pose[:3, :3].T @ second_pose[:3, :3]

@@ -15,6 +15,7 @@ import numpy as np
 
 from psfm.qa.boxes import box_distance
 from psfm.qa.context import SceneContext
+from psfm.qa.floors import ESTIMATED_FROM_BOXES
 from psfm.qa.question import Answer, Skip, Spec
 from psfm.qa.templates.base import NUMBER_FORMATS, Template, measured, object_specs, unordered_pairs
 
@@ -28,7 +29,8 @@ class _SceneNumber(Template):
 class ObjectCount(_SceneNumber):
     """How many objects of a category the scan shows; every instance must be seen, or the count is moot.
 
-    Counting needs no unique names, so duplicate-label objects count too.
+    Counting needs no unique names and no box, so duplicate-label objects and objects whose box could
+    not be placed count too: every annotated instance.
     """
 
     task = "object_counting"
@@ -37,11 +39,11 @@ class ObjectCount(_SceneNumber):
     question_text = "How many {category}(s) are in this room?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for category in sorted({o.category for o in context.facts.objects}):
+        for category in sorted({o.category for o in (*context.facts.objects, *context.facts.unplaced)}):
             yield Spec(self.task, category=category)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
-        members = [o for o in context.facts.objects if o.category == spec.category]
+        members = context.facts.instances(str(spec.category))
         if not members:
             return Skip("referent_missing")
         if any(o.pixels_per_view and max(o.pixels_per_view) < context.min_pixels for o in members):
@@ -78,6 +80,8 @@ class RoomSize(_SceneNumber):
         area = context.facts.floor_area
         if area is None or not np.isfinite(area) or area <= 0:
             return Skip("scene_without_floor")
+        if context.facts.room_source == ESTIMATED_FROM_BOXES and not context.room_size_from_boxes:
+            return Skip("room_estimated_from_boxes")
         return Answer(float(area))
 
 
