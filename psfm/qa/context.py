@@ -57,6 +57,8 @@ class SceneContext:
 
     @property
     def num_views(self) -> int:
+        if self.facts.num_views:
+            return self.facts.num_views
         return len(self.facts.cameras) or max((len(o.pixels_per_view) for o in self.facts.objects), default=0)
 
     def obj(self, instance_id: int) -> ObjectFact:

@@ -105,6 +105,7 @@ class SceneFacts:
             with when given; else the polygon's area.
         annotated_counts: the annotation's own objects per category, when it states them.
         notes: per-scene tallies for the run's summary (boxes kept per reason, levelled, merged, ...).
+        num_views: the scene's views (images), cameras or not; 0 when unknown (then counted from cameras/masks).
     """
 
     scene_id: str
@@ -122,6 +123,7 @@ class SceneFacts:
     given_floor_area: float | None = None
     annotated_counts: dict[str, int] | None = None
     notes: dict[str, float] = field(default_factory=dict)
+    num_views: int = 0
 
     @property
     def floor_area(self) -> float | None:

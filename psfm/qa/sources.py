@@ -216,4 +216,5 @@ def facts_from_meta(
         given_floor_area=found.area,
         annotated_counts=dict(annotated) if isinstance(annotated, dict) else None,
         notes=notes,
+        num_views=len(meta.get("views") or []),
     )

@@ -60,7 +60,7 @@ def test_workers_write_the_same_shards_as_one_process(captures, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
-        (["convert", "input=x", "out=y"], "name a format: psfm convert {transforms|colmap|scannet|images|video}"),
+        (["convert", "input=x", "out=y"], "name a format: psfm convert {transforms|colmap|scannet|images|video|boxes}"),
         (["convert", "colmp", "input=x", "out=y"], "format='colmp' is not a known capture format"),
         (["convert", "colmap", "out=y"], "input= is required"),
         (["convert", "colmap", "input=nowhere", "out=y"], "input=nowhere does not exist"),

@@ -173,6 +173,8 @@ class AppearanceOrder(_SceneChoice):
     formats = ("multiple_choice",)
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
+        if not any(context.obj(i).pixels_per_view for i in context.named):
+            return  # no masks: no first appearances (summary.json counts such scenes)
         ids = sorted(context.named)
         yield from (Spec(self.task, group) for group in itertools.combinations(ids, OPTIONS))
 
