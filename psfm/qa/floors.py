@@ -9,7 +9,9 @@ needs the floor found, not assumed. In order of trust:
    normal lies within ``DEPTH_MAX_TILT_DEG`` of +z (the annotations' up), its height under the cameras;
 4. the boxes themselves: the ``BOTTOM_PERCENTILE``-th percentile of their bottoms (most furniture stands
    on the floor; a low percentile ignores a box annotated a little under it, a median would follow
-   shelves and tables); the lowest bottom with fewer than ``MIN_BOXES`` boxes.
+   shelves and tables); the lowest bottom with fewer than ``MIN_BOXES`` boxes. A tilted box's bottom is
+   taken upright about its centre (``Placement.upright_bottom``): the corners of a box tipped by a few
+   degrees dip below the object, the covering box's bottom with them.
 
 The room: an annotated polygon, extent or area (a room size given as one number, VSI-Bench's
 ``room_size``, is the answer as given); else the room footprint of the depth points
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from psfm.geometry import backproject
-from psfm.qa.boxes import bottom, footprint, top
+from psfm.qa.boxes import footprint, top
 from psfm.qa.facts import CameraFact
 from psfm.qa.lifting.gravity import fit_floor
 from psfm.qa.lifting.room import room_footprint
@@ -98,10 +100,10 @@ def floor_from_depth(views: DepthViews) -> Floor | None:
 def find_floor(
     room: dict[str, Any] | None,
     floor_boxes: Sequence[OrientedBox],
-    boxes: Sequence[OrientedBox],
+    bottoms: Sequence[float],
     views: DepthViews | None = None,
 ) -> Floor:
-    """The floor height and its source, in the order of trust above."""
+    """The floor height and its source, in the order of trust above (``bottoms``: the objects' box bottoms)."""
     room = room or {}
     height = room.get("floor_height")
     if isinstance(height, (int, float)) and np.isfinite(height):
@@ -115,7 +117,7 @@ def find_floor(
         found = floor_from_depth(views)
         if found is not None:
             return found
-    bottoms = np.array([bottom(box) for box in boxes])
+    bottoms = np.asarray(bottoms, dtype=np.float64)
     if len(bottoms) >= MIN_BOXES:
         return Floor(float(np.percentile(bottoms, BOTTOM_PERCENTILE)), "box_bottoms")
     if len(bottoms):

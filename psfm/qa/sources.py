@@ -95,6 +95,7 @@ class SceneObjects:
     placed: list[ObjectFact] = field(default_factory=list)
     unplaced: list[UnplacedObject] = field(default_factory=list)
     structure: list[tuple[str, OrientedBox]] = field(default_factory=list)
+    bottoms: list[float] = field(default_factory=list)  # placed objects' upright bottoms, for the floor
     notes: Counter = field(default_factory=Counter)
     max_tilt_deg: float = 0.0
 
@@ -146,6 +147,7 @@ def objects_from_records(
         if placement.levelled:
             out.notes["objects/placed/levelled"] += 1
         out.max_tilt_deg = max(out.max_tilt_deg, placement.tilt_deg)
+        out.bottoms.append(placement.upright_bottom)
         support = record.get("supported_by")
         support = support if isinstance(support, int) and not isinstance(support, bool) else None
         out.placed.append(ObjectFact(instance_id, category, color, placement.box, support, 1.0, pixels))
@@ -193,7 +195,7 @@ def facts_from_meta(
         views = DepthViews(depths, cameras, masks)
     room = room_record(meta.get("room"), f"{where}: room")
     floor_boxes = [box for label, box in objects.structure if label in FLOOR_LABELS]
-    floor = find_floor(room, floor_boxes, [o.box for o in objects.placed], views)
+    floor = find_floor(room, floor_boxes, objects.bottoms, views)
     found = find_room(room, [o.box for o in objects.placed] + [box for _, box in objects.structure], views)
     if found.source == "none":
         skips.add("scene_without_floor", where)

@@ -158,6 +158,7 @@ def test_tilted_boxes_are_kept_counted_and_reported(tmp_path):
     assert len(facts.objects) == 8 and not facts.unplaced
     assert facts.notes["objects/placed/levelled"] == 5
     assert facts.notes["max_tilt_deg"] == pytest.approx(7.0)
+    assert facts.floor_height == pytest.approx(0.0, abs=1e-9)  # upright bottoms: a tipped box's corners dip below
     counts = [q for q in generate_questions(facts, CONFIG) if q.task == "object_counting" and "chair" in q.stem]
     assert counts and all(q.answer_value == 5.0 for q in counts)
 
