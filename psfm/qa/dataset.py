@@ -37,6 +37,7 @@ from psfm.qa.lifting.pipeline import lift_scene
 from psfm.qa.lifting.views import ViewInput
 from psfm.qa.lmms_task import write_task
 from psfm.qa.reasons import SkipLog
+from psfm.qa.schema import SchemaError
 from psfm.qa.shard_io import decode_maps, iter_scenes, with_questions
 from psfm.qa.sources import facts_from_meta
 from psfm.qa.tally import FactsTally
@@ -126,7 +127,11 @@ def scene_facts(
                 source = {**source, "object_counts": annotation.counts}
             room = annotation.room or meta.get("room")
             meta = {**meta, "objects": annotation.objects, "room": room, "source": source}
-        return facts_from_meta(meta, skips, masks, depths)
+            return facts_from_meta(meta, skips, masks, depths)
+        try:
+            return facts_from_meta(meta, skips, masks, depths)
+        except SchemaError as error:  # a meta.json object in a spelling psfm does not know: name the shard too
+            raise SchemaError(f"{scene.url}: {error}") from None
     if depth_model is not None:
         where = f"{scene.url}:{scene.key}"
         depths = [

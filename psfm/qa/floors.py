@@ -4,7 +4,8 @@ Real annotation frames put the floor anywhere (ScanNet's near z = -1 m), so "how
 needs the floor found, not assumed. In order of trust:
 
 1. the annotation says so: ``room.floor_height``, or the bottom of psfm's ``room.extent_min``;
-2. a box labelled ``floor``: its top, where things stand;
+2. a box labelled ``floor``: its top, where things stand (taken upright about its centre: a floor box
+   tipped by a degree rises metres at its far corners);
 3. depth, when the scene has it with cameras: a RANSAC floor plane (``psfm.qa.lifting.gravity``) whose
    normal lies within ``DEPTH_MAX_TILT_DEG`` of +z (the annotations' up), its height under the cameras;
 4. the boxes themselves: the ``BOTTOM_PERCENTILE``-th percentile of their bottoms (most furniture stands
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from psfm.geometry import backproject
-from psfm.qa.boxes import footprint, top
+from psfm.qa.boxes import footprint
 from psfm.qa.facts import CameraFact
 from psfm.qa.lifting.gravity import fit_floor
 from psfm.qa.lifting.room import room_footprint
@@ -99,11 +100,17 @@ def floor_from_depth(views: DepthViews) -> Floor | None:
 
 def find_floor(
     room: dict[str, Any] | None,
-    floor_boxes: Sequence[OrientedBox],
+    floor_tops: Sequence[float],
     bottoms: Sequence[float],
     views: DepthViews | None = None,
 ) -> Floor:
-    """The floor height and its source, in the order of trust above (``bottoms``: the objects' box bottoms)."""
+    """The floor height and its source, in the order of trust above.
+
+    Args:
+        room: the annotation's canonical room record.
+        floor_tops: tops of the boxes labelled floor; bottoms: the objects' box bottoms (both upright).
+        views: depth and cameras, when the scene has them.
+    """
     room = room or {}
     height = room.get("floor_height")
     if isinstance(height, (int, float)) and np.isfinite(height):
@@ -111,8 +118,8 @@ def find_floor(
     extent = room.get("extent_min")
     if isinstance(extent, list) and len(extent) == 3 and isinstance(extent[2], (int, float)) and np.isfinite(extent[2]):
         return Floor(float(extent[2]), "annotation_extent")
-    if floor_boxes:
-        return Floor(float(np.median([top(box) for box in floor_boxes])), "floor_box")
+    if len(floor_tops):
+        return Floor(float(np.median(floor_tops)), "floor_box")
     if views is not None:
         found = floor_from_depth(views)
         if found is not None:

@@ -40,9 +40,10 @@ class Placement:
         up_axis: which of the record's axes (0, 1, 2) was the vertical one.
         tilt_deg: angle between that axis and gravity.
         levelled: whether the box was replaced by the yaw-only box covering it (tilt above tolerance).
-        upright_bottom: centre minus half the up axis' length: where the box's bottom would be if it stood
-            upright about its centre. A tilted box's lowest corner dips below the object it annotates, so
-            floor estimates use this rather than the covering box's bottom.
+        upright_bottom, upright_top: centre minus / plus half the up axis' length: where the box's bottom
+            and top would be if it stood upright about its centre. A tilted box's corners dip below (and rise
+            above) the object it annotates, by metres for a tipped floor box, so floor estimates use these
+            rather than the covering box's.
     """
 
     box: OrientedBox | None
@@ -51,6 +52,7 @@ class Placement:
     tilt_deg: float = 0.0
     levelled: bool = False
     upright_bottom: float = 0.0
+    upright_top: float = 0.0
 
 
 def _vector(value: Any, length: int) -> np.ndarray | None:
@@ -111,12 +113,10 @@ def place_box(record: Any) -> Placement:
         return Placement(None, "box_axes_not_orthonormal")
     up = int(np.argmax(np.abs(rotation[2])))
     tilt = math.degrees(math.acos(min(1.0, abs(float(rotation[2, up])))))
-    upright_bottom = float(center[2] - lengths[up] / 2)
+    upright = {"upright_bottom": float(center[2] - lengths[up] / 2), "upright_top": float(center[2] + lengths[up] / 2)}
     if tilt > LEVEL_TOLERANCE_DEG:
-        box = covering_box(center, lengths, rotation)
-        return Placement(box, up_axis=up, tilt_deg=tilt, levelled=True, upright_bottom=upright_bottom)
+        return Placement(covering_box(center, lengths, rotation), up_axis=up, tilt_deg=tilt, levelled=True, **upright)
     first, second = (k for k in range(3) if k != up)
     yaw = math.atan2(rotation[1, first], rotation[0, first])
     size = (float(lengths[first]), float(lengths[second]), float(lengths[up]))
-    box = OrientedBox(tuple(center.tolist()), size, yaw)
-    return Placement(box, up_axis=up, tilt_deg=tilt, upright_bottom=upright_bottom)
+    return Placement(OrientedBox(tuple(center.tolist()), size, yaw), up_axis=up, tilt_deg=tilt, **upright)

@@ -96,6 +96,7 @@ class SceneObjects:
     unplaced: list[UnplacedObject] = field(default_factory=list)
     structure: list[tuple[str, OrientedBox]] = field(default_factory=list)
     bottoms: list[float] = field(default_factory=list)  # placed objects' upright bottoms, for the floor
+    floor_tops: list[float] = field(default_factory=list)  # upright tops of boxes labelled floor
     notes: Counter = field(default_factory=Counter)
     max_tilt_deg: float = 0.0
 
@@ -135,6 +136,8 @@ def objects_from_records(
             out.notes["objects/structure"] += 1
             if placement.box is not None:
                 out.structure.append((category.lower(), placement.box))
+                if category.lower() in FLOOR_LABELS:
+                    out.floor_tops.append(placement.upright_top)
             continue
         pixels = counts.get(instance_id, ())
         if placement.box is None:
@@ -194,8 +197,7 @@ def facts_from_meta(
     if depths is not None and cameras and len(depths) == len(cameras):
         views = DepthViews(depths, cameras, masks)
     room = room_record(meta.get("room"), f"{where}: room")
-    floor_boxes = [box for label, box in objects.structure if label in FLOOR_LABELS]
-    floor = find_floor(room, floor_boxes, objects.bottoms, views)
+    floor = find_floor(room, objects.floor_tops, objects.bottoms, views)
     found = find_room(room, [o.box for o in objects.placed] + [box for _, box in objects.structure], views)
     if found.source == "none":
         skips.add("scene_without_floor", where)

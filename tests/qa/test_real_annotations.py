@@ -220,7 +220,8 @@ def test_heights_above_a_floor_at_minus_one_metre(tmp_path):
 
 def test_a_floor_box_or_the_annotation_places_the_floor(tmp_path):
     entries = furniture(floor=-0.93)
-    with_floor_box = [*entries, {"label": "floor", **obb((0, 0, -0.95), (8.0, 6.0, 0.04), rotation(0))}]
+    floor = obb((0, 0, -0.95), (8.0, 6.0, 0.04), rotation(30, 3.0))  # tipped 3°: its corners 0.2 m off level
+    with_floor_box = [*entries, {"label": "floor", **floor}]
     facts, _ = facts_of(with_floor_box, tmp_path)
     assert (facts.floor_source, facts.floor_height) == ("floor_box", pytest.approx(-0.93))
     assert not any(o.category == "floor" for o in facts.objects) and facts.notes["objects/structure"] == 1
@@ -363,3 +364,18 @@ def test_misspelled_fields_stop_psfm_qa_naming_the_file_and_field(entry, field, 
     with pytest.raises(SchemaError, match=field) as error:
         qa_command.run(compose_command("qa", overrides))
     assert str(boxes) in str(error.value) and "[0]" in str(error.value)
+
+
+def test_a_shard_whose_objects_are_misspelled_stops_psfm_qa_naming_shard_scene_and_field(tmp_path):
+    from psfm.datamodules.sample import build_sample
+    from psfm.datamodules.writer import ShardWriter
+
+    box = {"centroid": [0, 0, 0.4], "axesLength": [1, 1, 0.8], "normalizedAxes": [1, 0, 0, 0, 1, 0, 0, 0, 1]}
+    sample = build_sample(
+        "scene0000_00", [], [], None, "none", {"kind": "hand-made"}, objects=[{"category": "bed", "box": box}]
+    )
+    with ShardWriter(tmp_path / "shards", 4, info={"producer": "test"}) as writer:
+        writer.write(sample)
+    overrides = [f"data={tmp_path / 'shards'}", f"out={tmp_path / 'qa'}", "progress=false"]
+    with pytest.raises(SchemaError, match=r"shard-000000\.tar: scene0000_00: objects\[0\]\.box: no box side lengths"):
+        qa_command.run(compose_command("qa", overrides))
