@@ -1,4 +1,5 @@
-"""``psfm convert <format>``: a real capture (transforms.json, COLMAP, ScanNet, image folder, video) into shards."""
+"""``psfm convert <format>``: a real capture (transforms.json, COLMAP, ScanNet, image folder, video) or scene
+annotation files (oriented boxes) into shards."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ SHOWN_PROBLEMS = 5
 class ConvertCommand(ConvertOptions):
     """Schema of ``configs/convert.yaml``: where from and to, then the converter options (``ConvertOptions``)."""
 
-    format: str | None = None  # transforms | colmap | scannet | images | video (or the first word: psfm convert video)
+    format: str | None = None  # transforms | colmap | scannet | images | video | boxes (or the first word)
     input: str | None = None  # one capture folder (or video file), or a folder of them (one scene each)
     out: str | None = None  # shard folder (created; re-running resumes)
     workers: int = 1

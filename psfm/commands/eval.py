@@ -73,6 +73,10 @@ def _numeric_table(metrics: dict[str, float], problems: Counter) -> Table:
     table.add_row("within ±25 % (SpatialRGPT)", _percent(metrics["numeric/within_25_percent"]))
     abs_rel = metrics["numeric/abs_rel"]
     table.add_row("AbsRel (parsed answers)", "-" if math.isnan(abs_rel) else f"{abs_rel:.3f}")
+    vsibench = (
+        f"{_percent(metrics.get('vsibench/overall', math.nan))} over {int(metrics['vsibench/questions'])} questions"
+    )
+    table.add_row("VSI-Bench overall (its aggregation)", vsibench)
     table.add_row("parse failures (scored 0)", _percent(metrics["parse_failure_rate"]))
     table.add_row("missing predictions (scored 0)", _percent(metrics["missing_rate"]))
     table.add_row("problems", ", ".join(f"{k} x{v}" for k, v in sorted(problems.items())) or "none")

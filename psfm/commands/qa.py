@@ -56,6 +56,11 @@ def _summary(command: QACommand, report: QAReport) -> Table:
     table.add_row("formats", ", ".join(f"{k} x{v}" for k, v in sorted(report.formats.items())) or "-")
     table.add_row("tasks", ", ".join(f"{k} x{v}" for k, v in sorted(report.tasks.items())) or "-")
     table.add_row("answers", ", ".join(f"{k} x{v}" for k, v in sorted(report.answers.items())) or "-")
+    objects = {key.removeprefix("objects/"): n for key, n in report.facts.objects.items()}
+    table.add_row("objects", ", ".join(f"{k} x{v}" for k, v in sorted(objects.items())) or "-")
+    table.add_row("floors, rooms", f"floor from {dict(report.facts.floors)}; room from {dict(report.facts.rooms)}")
+    for note in report.facts.notes():
+        table.add_row("note", f"[yellow]{note}")
     reasons = report.skips.counts.most_common(12)
     more = len(report.skips.counts) - len(reasons)
     table.add_row(
@@ -114,6 +119,11 @@ def run(cfg: DictConfig | QACommand) -> dict[str, float]:
 @hydra.main(config_path="pkg://psfm.configs", config_name="qa", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        run(cfg)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        metrics = run(cfg)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:  # SchemaError names the file and field
         raise SystemExit(f"psfm qa: {error}") from None
+    if metrics["questions"] == 0:
+        raise SystemExit(
+            f"psfm qa: no question from {metrics['scenes']} scene(s) ({metrics['scenes_skipped']} skipped): "
+            "the skip reasons above and in summary.json say why"
+        )

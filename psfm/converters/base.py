@@ -7,6 +7,10 @@ A converter module only knows its format. It provides
   (a video is the exception: its frames exist only once decoded, so it decodes and samples them itself);
 * ``UNPOSED = True`` where its captures carry no poses, so ``pose_model=`` may predict them.
 
+A format whose scenes are not one folder each (annotation files: one file may hold many scenes) provides
+``keyed_scenes(root, options) -> [(item, key)]`` and ``build_scene(item, key, options) -> SceneResult``
+instead; resuming, workers, writing and the report stay here (``psfm.converters.boxes``).
+
 Everything else is here, the same for every format: stride and view limits, loading and undistorting
 (``psfm.converters.frames``), skipping a bad frame or scene with a reason and a message naming the file,
 fitting views to one size, poses for unposed captures from structure from motion (``psfm.converters.sfm``) or
@@ -45,6 +49,7 @@ CONVERTERS: dict[str, str] = {
     "scannet": "psfm.converters.scannet",
     "images": "psfm.converters.images",
     "video": "psfm.converters.video",
+    "boxes": "psfm.converters.boxes",
 }
 MAX_LOGGED_PROBLEMS = 20
 
@@ -131,6 +136,8 @@ def select_frames(frames: list[Frame], options: ConvertOptions) -> list[Frame]:
 def convert_scene(format_name: str, scene: Path, key: str, options: ConvertOptions) -> SceneResult:
     """Convert one scene folder; never raises for bad input, which comes back as problems with reasons."""
     module = converter(format_name)
+    if hasattr(module, "build_scene"):
+        return module.build_scene(scene, key, options)
     try:
         capture = module.read_scene(scene, options)
     except CaptureError as error:
@@ -196,17 +203,18 @@ def _work(task: tuple[str, Path, str, ConvertOptions]) -> SceneResult:
     return convert_scene(*task)
 
 
-def find_scenes(format_name: str, root: str | Path) -> list[tuple[Path, str]]:
+def find_scenes(format_name: str, root: str | Path, options: ConvertOptions | None = None) -> list[tuple[Path, str]]:
     """(scene folder, key) pairs under ``root``, sorted; refuses a missing root, no scenes, or two equal keys."""
     root = Path(root)
     if not root.exists():
         raise MissingPathError(f"input={root} does not exist")
-    scenes = converter(format_name).find_scenes(root)
-    if not scenes:
-        raise MissingPathError(
-            f"input={root}: no {format_name} capture found there ({converter(format_name).LOOKS_FOR})"
-        )
-    keyed = [(scene, scene_key(root, scene)) for scene in scenes]
+    module = converter(format_name)
+    if hasattr(module, "keyed_scenes"):
+        keyed = module.keyed_scenes(root, options or ConvertOptions())
+    else:
+        keyed = [(scene, scene_key(root, scene)) for scene in module.find_scenes(root)]
+    if not keyed:
+        raise MissingPathError(f"input={root}: no {format_name} capture found there ({module.LOOKS_FOR})")
     seen: dict[str, Path] = {}
     for scene, key in keyed:
         if key in seen:
@@ -256,7 +264,7 @@ def convert(
     options = options or ConvertOptions()
     if options.pose_model:
         check_pose_model(format_name, options.pose_model)
-    scenes = find_scenes(format_name, root)
+    scenes = find_scenes(format_name, root, options)
     report = ConversionReport(Path(out), format_name, scenes_found=len(scenes))
     info = {"producer": "psfm.converters", "format": format_name}
     # options left unset (None) are left out, so folders written before such an option existed still resume
@@ -264,6 +272,9 @@ def convert(
     info |= {name: value for name, value in shared.items() if value is not None}
     # flat keys, so a refused resume names the one option that differs; other formats' options do not matter
     info |= {f"{format_name}.{name}": value for name, value in asdict(getattr(options, format_name)).items()}
+    delegate = getattr(getattr(options, format_name), "frames_format", None)  # boxes: frames read by another format
+    if delegate and getattr(options, format_name).frames:
+        info |= {f"{delegate}.{name}": value for name, value in asdict(getattr(options, delegate)).items()}
     if options.pose_model == SFM:
         info |= {f"sfm.{name}": value for name, value in asdict(options.sfm).items()}
     start = time.perf_counter()

@@ -72,6 +72,23 @@ class VideoOptions:
                 raise UsageError(f"video.{name}={getattr(self, name)} cannot work: it must be a number, at least 0")
 
 
+BOX_FRAME_FORMATS = ("scannet", "transforms", "colmap", "images", "video")
+
+
+@dataclass
+class BoxesOptions:
+    """Scene annotation files (oriented boxes) -> scenes, with their frames when a capture folder is given."""
+
+    pattern: str = "**/*.json"  # annotation files under input= (a folder); input= may also be one file
+    frames: str | None = None  # folder holding each scene's capture as <frames>/<scene_id> (a folder or video file)
+    frames_format: str = "scannet"  # how those captures are read: scannet | transforms | colmap | images | video
+    instance_id_offset: int = 0  # added to the annotation's instance ids to match the frames' mask ids (ScanNet: 1)
+
+    def __post_init__(self) -> None:
+        if self.frames_format not in BOX_FRAME_FORMATS:
+            raise UsageError(f"boxes.frames_format={self.frames_format!r}: use one of {', '.join(BOX_FRAME_FORMATS)}")
+
+
 SFM = "sfm"  # pose_model=sfm: COLMAP through pycolmap (psfm.converters.sfm) instead of a user's model
 SFM_CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")  # undistorted to pinhole
 SFM_MATCHERS = ("auto", "exhaustive", "sequential")
@@ -110,6 +127,7 @@ class ConvertOptions:
     scannet: ScanNetOptions = field(default_factory=ScanNetOptions)
     images: ImagesOptions = field(default_factory=ImagesOptions)
     video: VideoOptions = field(default_factory=VideoOptions)
+    boxes: BoxesOptions = field(default_factory=BoxesOptions)
     sfm: SfmOptions = field(default_factory=SfmOptions)
 
     def __post_init__(self) -> None:

@@ -11,13 +11,17 @@ A WebDataset shard is a plain tar. One sample is one scene; its members share th
 
     {"format": "psfm-scene", "version": 1, "scene_id": "<key>",
      "source": {"kind": "world" | "scannet" | ..., ...free-form provenance...},
-     "image_size": [H, W], "pose_source": "gt" | "colmap" | "predicted" | "none",
+     "image_size": [H, W] | null, "pose_source": "gt" | "colmap" | "predicted" | "none",
      "metric_scale": "gt" | "sensor_depth" | "predicted" | "none",  # where metric units come from
      "views": [{"image": "000.rgb.jpg", "depth": "000.depth.png" | null, "mask": "000.mask.png" | null,
                 "intrinsics": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
                 "cam_to_world": 4x4 OpenCV camera-to-world | null}, ...],
      "objects": [...] | null, "room": {...} | null,
      "qa": {"version": 1, "questions": [...], ...} }   # optional, written by `psfm qa`
+
+A scene may have no views at all when it is annotations only (``psfm convert boxes`` without frames):
+then ``views`` is ``[]``, ``image_size`` null, ``pose_source`` "none" and ``objects`` non-empty; the
+loader skips it (``too_few_views``), ``psfm qa`` asks its scene-level questions.
 
 Keys contain no dots, slashes or ``..`` (WebDataset splits the key at the first dot, and a key is
 never a path). Nothing in a shard is ever unpickled: only the member suffixes above are accepted.
@@ -75,7 +79,7 @@ class SceneMeta:
     """Validated ``meta.json`` of one scene; ``raw`` keeps the full record (objects, room, provenance)."""
 
     scene_id: str
-    image_size: tuple[int, int]
+    image_size: tuple[int, int] | None  # None only for an annotation-only scene (no views)
     pose_source: str
     metric_scale: str
     views: tuple[ViewMeta, ...]
@@ -258,18 +262,25 @@ def validate_meta(record: Any, members: set[str] | None = None, where: str = "sa
         raise ShardFormatError(f"{where}: format version {version} is not supported (this psfm reads {FORMAT_VERSION})")
     scene_id = _require(record, "scene_id", str, where)
     check_key(scene_id, where)
-    size = _require(record, "image_size", list, where)
-    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
-        raise ShardFormatError(f"{where}: field 'image_size' must be [H, W] positive integers, got {size!r}")
+    views = _require(record, "views", list, where)
     pose_source = _require(record, "pose_source", str, where)
     if pose_source not in POSE_SOURCES:
         raise ShardFormatError(f"{where}: field 'pose_source' is {pose_source!r}, expected one of {POSE_SOURCES}")
     metric_scale = record.get("metric_scale", "none")
     if metric_scale not in METRIC_SCALES:
         raise ShardFormatError(f"{where}: field 'metric_scale' is {metric_scale!r}, expected one of {METRIC_SCALES}")
-    views = _require(record, "views", list, where)
-    if not views:
-        raise ShardFormatError(f"{where}: field 'views' is empty")
+    if not views:  # an annotation-only scene (psfm convert boxes without frames): no image, no camera
+        if record.get("image_size") is not None or pose_source != "none" or not record.get("objects"):
+            raise ShardFormatError(
+                f"{where}: field 'views' is empty, which only an annotation-only scene may be "
+                "(image_size null, pose_source none, objects listed)"
+            )
+        if record.get("qa") is not None:
+            validate_qa(record["qa"], 0, where)
+        return SceneMeta(scene_id, None, pose_source, metric_scale, (), record)
+    size = _require(record, "image_size", list, where)
+    if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+        raise ShardFormatError(f"{where}: field 'image_size' must be [H, W] positive integers, got {size!r}")
     typed_views = tuple(_validate_view(view, i, size, members, where) for i, view in enumerate(views))
     if pose_source != "none" and any(view.cam_to_world is None for view in typed_views):
         raise ShardFormatError(f"{where}: pose_source is {pose_source!r} but some views have no 'cam_to_world'")

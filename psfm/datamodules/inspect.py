@@ -81,7 +81,8 @@ def inspect_shards(
         report.scenes += 1
         report.views += scene.meta.num_views
         report.views_per_scene[scene.meta.num_views] += 1
-        report.image_sizes["x".join(map(str, scene.meta.image_size))] += 1
+        size = scene.meta.image_size
+        report.image_sizes["x".join(map(str, size)) if size else "no views"] += 1
         report.pose_sources[scene.meta.pose_source] += 1
         report.categories.update(obj.get("category", "?") for obj in scene.meta.objects or [])
         report.with_depth += has_depth

@@ -43,7 +43,8 @@ def build_sample(
 
     Args:
         key: scene id, letters/digits/``_``/``-`` only.
-        images: V arrays [H, W, 3] uint8, all the same size.
+        images: V arrays [H, W, 3] uint8, all the same size; none for an annotation-only scene (then
+            ``pose_source`` must be ``none`` and ``objects`` given).
         intrinsics: V arrays [3, 3] in pixels of ``images``.
         cam_to_world: V arrays [4, 4] (OpenCV camera-to-world), or None for unposed captures.
         pose_source: where the poses came from (``gt``, ``colmap``, ``predicted``, ``none``).
@@ -57,6 +58,13 @@ def build_sample(
         ShardFormatError: when the result would not validate (the writer re-checks anyway).
     """
     check_key(key, "build_sample")
+    if not images:  # annotation-only: no views, no image size, no poses (validate_meta checks the rest)
+        record = {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "scene_id": key, "source": source, "image_size": None,
+            "pose_source": pose_source, "metric_scale": metric_scale, "views": [], "objects": objects, "room": room,
+        }  # fmt: skip
+        validate_meta(record, set(), where=f"build_sample {key}")
+        return ShardSample(key, {META_MEMBER: dump_meta(record)})
     height, width = images[0].shape[:2]
     members: dict[str, bytes] = {}
     views = []

@@ -40,6 +40,8 @@ class GenerationConfig:
         min_visible_pixels / min_visible_fraction: an object counts as seen in a view when it covers
             at least max(pixels, fraction * H * W) pixels there.
         margins: ambiguity filters.
+        room_size_from_boxes: ask room size where the floor was only estimated from the boxes' footprints
+            (no room in the annotation, no depth): furniture rarely lines every wall, so it underestimates.
     """
 
     seed: int = 0
@@ -50,3 +52,4 @@ class GenerationConfig:
     min_visible_pixels: int = 8
     min_visible_fraction: float = 0.002
     margins: Margins = field(default_factory=Margins)
+    room_size_from_boxes: bool = False

@@ -4,6 +4,7 @@ out/shards/            the scenes again (same members), meta.json carrying "qa" 
 out/questions.jsonl    chat-message format, one question per line (psfm.qa.export)
 out/lmms_eval.jsonl    lmms-eval-style rows
 out/lmms_eval/         an lmms-eval task over them (psfm_spatial.yaml + utils.py, psfm.qa.lmms_task)
+out/vsibench.jsonl     the VSI-Bench questions alone, in VSI-Bench's columns (psfm.qa.vsibench)
 out/images/<key>/      the view images the exports point at (bytes as stored in the shards)
 out/summary.json       counts, skip reasons and rates of the run
 """
@@ -25,6 +26,7 @@ from psfm.datamodules.format import ShardFormatError
 from psfm.datamodules.writer import ShardWriter
 from psfm.io import AtomicFile, atomic_write_json
 from psfm.progress import track
+from psfm.qa.annotations import read_scene_annotation
 from psfm.qa.config import GenerationConfig
 from psfm.qa.export import chat_record, export_images, lmms_record, write_jsonl
 from psfm.qa.facts import SceneFacts
@@ -35,11 +37,14 @@ from psfm.qa.lifting.pipeline import lift_scene
 from psfm.qa.lifting.views import ViewInput
 from psfm.qa.lmms_task import write_task
 from psfm.qa.reasons import SkipLog
+from psfm.qa.schema import SchemaError
 from psfm.qa.shard_io import decode_maps, iter_scenes, with_questions
-from psfm.qa.sources import facts_from_meta, read_box_file
+from psfm.qa.sources import facts_from_meta
+from psfm.qa.tally import FactsTally
+from psfm.qa.vsibench import is_vsibench_question, vsibench_record
 
 FACT_SOURCES = ("gt", "lifted")
-OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "lmms_eval", "images", "summary.json")
+OUTPUTS = ("shards", "questions.jsonl", "lmms_eval.jsonl", "vsibench.jsonl", "lmms_eval", "images", "summary.json")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class QAReport:
     formats: Counter = field(default_factory=Counter)
     answers: Counter = field(default_factory=Counter)
     skips: SkipLog = field(default_factory=SkipLog)
+    facts: FactsTally = field(default_factory=FactsTally)
     generation_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -70,6 +76,7 @@ class QAReport:
             "formats": dict(sorted(self.formats.items())),
             "answers": dict(sorted(self.answers.items())),
             "skips": self.skips.as_dict(),
+            **self.facts.to_json(),
             "questions_per_second": self.questions_per_second,
             "seconds": self.seconds,
         }
@@ -99,8 +106,12 @@ def scene_facts(
 
     With a ``depth_model``, lifting uses its depth from the RGB views instead of the stored depth,
     and the facts' ``metric_scale`` names the model. With ``boxes`` (a folder), ground truth comes
-    from ``<boxes>/<scene_id>.json`` instead of the scene's ``meta.json`` objects; a scene without
-    that file is skipped (None) and counted.
+    from ``<boxes>/<scene_id>.json`` (any layout and spelling of ``psfm.qa.annotations``) instead of the
+    scene's ``meta.json`` objects, with its room and counts when it states them; a scene without that file
+    is skipped (None) and counted.
+
+    Raises:
+        SchemaError: a box file or ``meta.json`` object psfm cannot read, naming the file and field.
     """
     depths, masks = decode_maps(scene, depth=True, mask=True)
     meta = scene.meta.raw
@@ -110,8 +121,17 @@ def scene_facts(
             if not path.is_file():
                 skips.add("boxes/no_box_file", str(path))
                 return None
-            meta = {**meta, "objects": read_box_file(path)}
-        return facts_from_meta(meta, skips, masks, depths)
+            annotation = read_scene_annotation(path)
+            source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+            if annotation.counts is not None:
+                source = {**source, "object_counts": annotation.counts}
+            room = annotation.room or meta.get("room")
+            meta = {**meta, "objects": annotation.objects, "room": room, "source": source}
+            return facts_from_meta(meta, skips, masks, depths)
+        try:
+            return facts_from_meta(meta, skips, masks, depths)
+        except SchemaError as error:  # a meta.json object in a spelling psfm does not know: name the shard too
+            raise SchemaError(f"{scene.url}: {error}") from None
     if depth_model is not None:
         where = f"{scene.url}:{scene.key}"
         depths = [
@@ -173,6 +193,7 @@ def build_qa_dataset(
         info["boxes"] = str(boxes)
     start = time.perf_counter()
     chat_file, lmms_file = AtomicFile(out / "questions.jsonl", "w"), AtomicFile(out / "lmms_eval.jsonl", "w")
+    vsibench_file = AtomicFile(out / "vsibench.jsonl", "w")
     try:
         with ShardWriter(out / "shards", samples_per_shard, info=info) as writer:
             scenes = iter_scenes(urls)
@@ -189,15 +210,22 @@ def build_qa_dataset(
                 if scene_fact is None:
                     report.scenes_skipped += 1
                     continue
+                report.facts.add(scene_fact, scene.meta.num_views)
                 questions = generate_questions(scene_fact, generation, report.skips)
                 report.generation_seconds += time.perf_counter() - began
-                writer.write(
-                    with_questions(scene, questions, {"facts": facts, "metric_scale": scene_fact.metric_scale})
-                )
+                info = {
+                    "facts": facts,
+                    "metric_scale": scene_fact.metric_scale,
+                    "floor": {"height": scene_fact.floor_height, "source": scene_fact.floor_source},
+                    "room": {"area": scene_fact.floor_area, "source": scene_fact.room_source},
+                }
+                writer.write(with_questions(scene, questions, info))
                 paths = export_images(scene, out) if images else [v.image for v in scene.meta.views]
                 for question in questions:
                     write_jsonl(chat_file.handle, chat_record(question, paths))
                     write_jsonl(lmms_file.handle, lmms_record(question, paths, dataset=f"psfm-{facts}"))
+                    if is_vsibench_question(question.task, question.format):
+                        write_jsonl(vsibench_file.handle, vsibench_record(question, paths, dataset=f"psfm-{facts}"))
                     report.tasks[question.task] += 1
                     report.formats[question.format] += 1
                     if question.format != "free_form":
@@ -205,11 +233,11 @@ def build_qa_dataset(
                 report.scenes += 1
                 report.questions += len(questions)
     except BaseException:
-        chat_file.discard()
-        lmms_file.discard()
+        for handle in (chat_file, lmms_file, vsibench_file):
+            handle.discard()
         raise
-    chat_file.commit()
-    lmms_file.commit()
+    for handle in (chat_file, lmms_file, vsibench_file):
+        handle.commit()
     write_task(out / "lmms_eval", out / "lmms_eval.jsonl")
     for reason, value in SKIPS.reasons.items():
         unreadable = value - reader_skips_before.get(reason, 0)

@@ -24,7 +24,12 @@ IMAGE_PLACEHOLDER = "<image>"
 
 
 def export_images(scene: Any, out_dir: Path) -> list[str]:
-    """Copy the scene's encoded view images (bytes as stored) to ``images/<key>/``; paths relative to ``out_dir``."""
+    """Copy the scene's encoded view images (bytes as stored) to ``images/<key>/``; paths relative to ``out_dir``.
+
+    A scene without views (annotations only) exports nothing.
+    """
+    if not scene.meta.views:
+        return []
     folder = out_dir / "images" / scene.key
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1,13 +1,15 @@
 """A scene's 3D facts: the objects, cameras and room the question templates reason about.
 
 Facts come from ground truth (``psfm.qa.sources``: world scenes, shard ``meta.json`` objects in the
-common oriented-box format) or from estimation (``psfm.qa.lifting``). Either way they live in one
-frame: metric, z up, floor at z = 0, so "above", "height" and "floor area" need no further context.
+common oriented-box format, annotation files) or from estimation (``psfm.qa.lifting``). Either way they
+live in one frame: metric, z up, with the floor at ``floor_height`` (0 for the world and for lifted
+facts; found from the annotations or depth for real scenes, ``psfm.qa.floors``), so "above", "height"
+and "floor area" need no further context.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +53,21 @@ class ObjectFact:
 
 
 @dataclass(frozen=True)
+class UnplacedObject:
+    """An annotated object without a usable box (non-finite, degenerate, no box at all).
+
+    It is never a referent, but it exists: it counts ("how many chairs?"), and it makes a name
+    ambiguous ("the chair" when it is a second chair).
+    """
+
+    instance_id: int
+    category: str
+    color: str | None
+    reason: str
+    pixels_per_view: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class CameraFact:
     """One view's camera in the facts frame: ``intrinsics`` [3, 3] pixels, ``cam_to_world`` [4, 4] OpenCV."""
 
@@ -77,6 +94,18 @@ class SceneFacts:
         metric_scale: where metres come from (``gt``, ``sensor_depth``, ``depth_model:<name>``, ``none``).
         depths: optional per-view [H, W] z-depth in metres (0 = unknown), for point-level questions.
         masks: optional per-view [H, W] instance ids, for point-level questions.
+        unplaced: annotated objects without a usable box (they count and make names ambiguous).
+        floor_height: z of the floor in this frame; "above the floor" is measured from it.
+        floor_source: where it came from (``world``, ``lifting``, ``annotation``, ``annotation_extent``,
+            ``floor_box``, ``depth``, ``box_bottoms``, ``none``).
+        room_source: where the floor polygon or area came from (``world``, ``lifting``,
+            ``annotation_area``, ``annotation_polygon``, ``annotation_extent``, ``depth``,
+            ``estimated_from_boxes``, ``none``).
+        given_floor_area: the room's area as the annotation states it (m²), which room size answers
+            with when given; else the polygon's area.
+        annotated_counts: the annotation's own objects per category, when it states them.
+        notes: per-scene tallies for the run's summary (boxes kept per reason, levelled, merged, ...).
+        num_views: the scene's views (images), cameras or not; 0 when unknown (then counted from cameras/masks).
     """
 
     scene_id: str
@@ -87,10 +116,24 @@ class SceneFacts:
     metric_scale: str
     depths: tuple[np.ndarray, ...] | None = None
     masks: tuple[np.ndarray, ...] | None = None
+    unplaced: tuple[UnplacedObject, ...] = ()
+    floor_height: float = 0.0
+    floor_source: str = "frame"
+    room_source: str = "none"
+    given_floor_area: float | None = None
+    annotated_counts: dict[str, int] | None = None
+    notes: dict[str, float] = field(default_factory=dict)
+    num_views: int = 0
 
     @property
     def floor_area(self) -> float | None:
+        if self.given_floor_area is not None:
+            return self.given_floor_area
         return None if self.floor_polygon is None else abs(polygon_area(self.floor_polygon))
+
+    def instances(self, category: str) -> list[ObjectFact | UnplacedObject]:
+        """Every annotated object of ``category``, placed or not."""
+        return [o for o in (*self.objects, *self.unplaced) if o.category == category]
 
     def object(self, instance_id: int) -> ObjectFact | None:
         return next((o for o in self.objects if o.instance_id == instance_id), None)

@@ -19,7 +19,7 @@ LETTER_PROMPT = "Answer with the option's letter from the given choices directly
 
 
 def _question(
-    template: Template, spec: Spec, context: SceneContext, fmt: str, text: str, answer: str, value
+    template: Template, spec: Spec, context: SceneContext, fmt: str, text: str, answer: str, value, stem: str
 ) -> Question:
     return Question(
         id="",
@@ -35,6 +35,7 @@ def _question(
         views=template.shown_views(spec, context),
         views_needed=template.views_needed,
         spec=spec_to_json(spec),
+        stem=stem,
     )
 
 
@@ -59,9 +60,8 @@ def render(
         if fmt == "free_form":
             words = UNITS[template.unit].words
             instruction = f"Answer with a single number in {words}." if words else "Answer with a single number."
-            return _question(
-                template, spec, context, fmt, f"{stem} {instruction}", render_number(value, template.unit), value
-            )
+            text, answer_text = f"{stem} {instruction}", render_number(value, template.unit)
+            return _question(template, spec, context, fmt, text, answer_text, value, stem)
         if fmt == "multiple_choice":
             key = (template.task, fmt)
             position = balancer.peek(key, MAX_OPTIONS)
@@ -70,14 +70,15 @@ def render(
                 return Skip("no_distractors")
             balancer.commit(key, MAX_OPTIONS)
             texts = [with_unit(option, template.unit) for option in options]
-            question = _question(template, spec, context, fmt, _choices_text(stem, texts), LETTERS[position], value)
+            text = _choices_text(stem, texts)
+            question = _question(template, spec, context, fmt, text, LETTERS[position], value, stem)
             question.choices = texts
             return question
         return Skip(f"format_unsupported:{fmt}")
     label = str(answer.value)
     if fmt == "free_form":
         text = f"{stem} Answer with a single word or phrase."
-        return _question(template, spec, context, fmt, text, template.label_text(spec, context, label), label)
+        return _question(template, spec, context, fmt, text, template.label_text(spec, context, label), label, stem)
     if fmt == "multiple_choice":
         others = [option for option in answer.labels if option != label]
         rng.shuffle(others)
@@ -89,7 +90,7 @@ def render(
         balancer.commit(key, len(others) + 1)
         labels = [*others[:position], label, *others[position:]]
         texts = [template.label_text(spec, context, option) for option in labels]
-        question = _question(template, spec, context, fmt, _choices_text(stem, texts), LETTERS[position], label)
+        question = _question(template, spec, context, fmt, _choices_text(stem, texts), LETTERS[position], label, stem)
         question.choices = texts
         return question
     if fmt == "yes_no":
@@ -100,6 +101,7 @@ def render(
         say_yes = balancer.peek(key, 2) == 0
         balancer.commit(key, 2)
         asserted = label if say_yes else rng.choice(wrong)
-        text = f"{template.claim(spec, context, asserted)} Answer yes or no."
-        return _question(template, spec, context, fmt, text, "yes" if say_yes else "no", "yes" if say_yes else "no")
+        claim = template.claim(spec, context, asserted)
+        answer_text = "yes" if say_yes else "no"
+        return _question(template, spec, context, fmt, f"{claim} Answer yes or no.", answer_text, answer_text, claim)
     return Skip(f"format_unsupported:{fmt}")

@@ -2,9 +2,11 @@
 
 Two modes:
 
-* ``vsi`` (VSI-Bench parity): take the first whitespace-separated token, strip a trailing ".";
-  choices compare it case-insensitively with the letter; numbers are ``float()`` of it, and a
-  failure scores 0 ("2.5m" fails, as it does there).
+* ``vsi`` (VSI-Bench parity): VSI-Bench's ``pred.split(' ')[0].rstrip('.').strip()``, exactly: the
+  text before the first space, a trailing "." dropped; choices compare it case-insensitively with the
+  letter; numbers are ``float()`` of it, and a failure scores 0 ("2.5m" fails, as it does there). An
+  answer that *starts* with a space has an empty first token there, so " B" and " 3" fail here too
+  (a parse failure; ``lenient`` reads them).
 * ``lenient``: choices accept "(B)", "B)" or "Answer: B"; numbers are the first number anywhere in
   the text, converted when a unit follows it ("45 cm" for a question in metres reads as 0.45).
 
@@ -42,8 +44,8 @@ class Parsed:
 
 
 def first_token(text: str) -> str:
-    """VSI-Bench's ``pred.split(' ')[0].rstrip('.').strip()``."""
-    return text.strip().split(" ")[0].rstrip(".").strip()
+    """VSI-Bench's ``pred.split(' ')[0].rstrip('.').strip()``: empty when ``text`` starts with a space."""
+    return text.split(" ")[0].rstrip(".").strip()
 
 
 def contains_number(text: str) -> bool:
@@ -85,7 +87,7 @@ def parse_prediction(text: str, question_format: str, unit: str | None, mode: st
     if not isinstance(text, str) or not text.strip():
         return Parsed(None)
     if question_format == "multiple_choice":
-        token = first_token(text)
+        token = first_token(text if mode == "vsi" else text.strip())
         if mode == "lenient":
             found = LETTER.match(token) or re.search(r"\b(?:answer|option)\s*(?:is|:)?\s*\(?([A-H])\b", text, re.I)
             return Parsed(found.group(1).upper() if found else None)

@@ -49,7 +49,9 @@ class Question:
 
     ``answer`` is the exact text a perfect model outputs (a letter, ``yes``/``no``, a rendered number
     or a label); ``answer_value`` is the unrounded number or the label it stands for, which metrics
-    score against. ``views`` lists the scene views shown with the question, in order.
+    score against. ``views`` lists the scene views shown with the question, in order. ``stem`` is the
+    question without options or answer instructions (VSI-Bench's ``question`` column: its prompt adds
+    those itself).
     """
 
     id: str
@@ -66,6 +68,7 @@ class Question:
     views_needed: str
     choices: list[str] = field(default_factory=list)
     spec: dict[str, Any] = field(default_factory=dict)
+    stem: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

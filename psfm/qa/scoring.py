@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from psfm.qa.metrics import exact_match, mean_relative_accuracy, relative_error, within_factor_two, within_quarter
 from psfm.qa.parsing import contains_number, normalize_phrase, parse_prediction
 from psfm.qa.question import Question
+from psfm.qa.vsibench import is_vsibench_question
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Scored:
     score: float
     parse_failed: bool
     missing: bool
+    vsibench: bool = False  # a VSI-Bench question type in VSI-Bench's format (psfm.qa.vsibench)
     within_factor_two: bool | None = None
     within_quarter: bool | None = None
     relative_error: float | None = None
@@ -42,7 +44,13 @@ def is_numeric(question: Question) -> bool:
 def score_one(question: Question, prediction: str | None, mode: str = "vsi", strict: bool = False) -> Scored:
     """Score one prediction (None = the model gave no prediction for this question)."""
     numeric = is_numeric(question)
-    base = {"question_id": question.id, "scene_id": question.scene_id, "task": question.task, "numeric": numeric}
+    base = {
+        "question_id": question.id,
+        "scene_id": question.scene_id,
+        "task": question.task,
+        "numeric": numeric,
+        "vsibench": is_vsibench_question(question.task, question.format),
+    }
     if prediction is None:
         extra = {"within_factor_two": False, "within_quarter": False, "contains_number": False} if numeric else {}
         return Scored(**base, score=0.0, parse_failed=False, missing=True, **extra)

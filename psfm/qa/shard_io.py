@@ -40,9 +40,9 @@ def decode_maps(scene: Any, depth: bool, mask: bool) -> tuple[list[np.ndarray] |
     where = f"{scene.url}:{scene.key}"
     views = scene.meta.views
     depths = masks = None
-    if depth and all(v.depth for v in views):
+    if depth and views and all(v.depth for v in views):
         depths = [decode_depth(scene.members[v.depth], f"{where}.{v.depth}") for v in views]
-    if mask and all(v.mask for v in views):
+    if mask and views and all(v.mask for v in views):
         masks = [decode_mask(scene.members[v.mask], f"{where}.{v.mask}") for v in views]
     return depths, masks
 

@@ -1,29 +1,40 @@
-"""Ground-truth facts: from a procedural-world ``Scene``, a shard's ``meta.json`` annotations, or box files.
+"""Ground-truth facts: from a procedural-world ``Scene``, a shard's ``meta.json`` annotations, or annotation files.
 
-Shard annotations and box files hold boxes in the common oriented-box format (``centroid``, full
-``axes_lengths``, ``normalized_axes``: the three unit box axes, i.e. the columns of R; z up).
-Anything this engine cannot answer about exactly is dropped here with a counted reason: non-finite
-or zero-size boxes, boxes tilted off gravity (questions assume yaw-only boxes), missing categories.
+Objects come as oriented boxes (``centroid``, full ``axes_lengths``, ``normalized_axes``: the three unit
+box axes; any spelling of ``psfm.qa.schema``). Every annotated object is kept:
+
+* exact duplicates (same label, same box) are merged into one and counted;
+* ``wall``, ``floor`` and ``ceiling`` are room structure: they place the floor and bound the room, and
+  are never asked about;
+* the others are placed as yaw-only boxes by ``psfm.qa.placement`` (any axis order; a tilted box levelled
+  to the box covering it), or, when their box is unusable, kept *unplaced*: never a referent, but counted
+  ("how many chairs?") and weighed when deciding whether a name is unique.
+
+Each scene's ``notes`` tally what happened (for ``summary.json``); the floor and room come from
+``psfm.qa.floors`` with their sources.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from psfm.qa.facts import GROUND_TRUTH, CameraFact, ObjectFact, SceneFacts, pixel_counts
+from psfm.qa.annotations import room_of
+from psfm.qa.facts import GROUND_TRUTH, CameraFact, ObjectFact, SceneFacts, UnplacedObject, pixel_counts
+from psfm.qa.floors import FLOOR_LABELS, STRUCTURE_LABELS, DepthViews, find_floor, find_room
+from psfm.qa.placement import UP_AXIS_NAMES, place_box
 from psfm.qa.polygons import rectangle_corners
 from psfm.qa.reasons import SkipLog
+from psfm.qa.schema import normalize_box, snake_keys
 from psfm.worlds.render import RenderedView
 from psfm.worlds.scene import OrientedBox, Scene
 
-MIN_SIDE_M = 0.01  # a box thinner than 1 cm is degenerate: nothing sensible can be asked about it
-MAX_TILT_DEG = 2.0  # boxes whose third axis leaves vertical by more than this are not yaw-only
+DUPLICATE_DECIMALS = 4  # boxes equal to 0.1 mm (and 1e-4 in their axes) are the same box
 
 
 def room_floor(extent_min: Sequence[float], extent_max: Sequence[float]) -> np.ndarray:
@@ -54,44 +65,9 @@ def facts_from_scene(scene: Scene, views: Sequence[RenderedView] | None = None) 
         "gt",
         depths=tuple(view.depth for view in views) if views is not None else None,
         masks=tuple(masks) if masks is not None else None,
+        floor_source="world",
+        room_source="world",
     )
-
-
-def _finite_vector(value: Any, length: int) -> np.ndarray | None:
-    if not isinstance(value, list) or len(value) != length:
-        return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return None
-    array = np.asarray(value, dtype=np.float64)
-    return array if np.all(np.isfinite(array)) else None
-
-
-def box_from_record(record: Any) -> tuple[OrientedBox | None, str]:
-    """Parse one oriented-box record; returns ``(box, "")`` or ``(None, reason)``.
-
-    ``normalized_axes`` is either three lists (one unit axis each, the columns of R) or those nine
-    numbers flat, axis after axis: ``reshape(3, 3)`` gives one axis per row, i.e. R transposed (the
-    way ARKitScenes' tools read their ``normalizedAxes``). A transposed R would negate every yaw.
-    """
-    if not isinstance(record, dict):
-        return None, "object_without_box"
-    centroid = _finite_vector(record.get("centroid"), 3)
-    lengths = _finite_vector(record.get("axes_lengths"), 3)
-    axes = record.get("normalized_axes")
-    if isinstance(axes, list) and len(axes) == 9:
-        axes = [axes[0:3], axes[3:6], axes[6:9]]
-    columns = [_finite_vector(a, 3) for a in axes] if isinstance(axes, list) and len(axes) == 3 else None
-    if centroid is None or lengths is None or columns is None or any(c is None for c in columns):
-        return None, "box_not_finite"
-    if np.any(lengths < MIN_SIDE_M):
-        return None, "box_degenerate"
-    rotation = np.stack(columns, axis=1)
-    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-3):
-        return None, "box_axes_not_orthonormal"
-    if abs(rotation[2, 2]) < math.cos(math.radians(MAX_TILT_DEG)):
-        return None, "box_not_gravity_aligned"
-    yaw = math.atan2(rotation[1, 0], rotation[0, 0])
-    return OrientedBox(tuple(centroid.tolist()), tuple(lengths.tolist()), yaw), ""
 
 
 def _mask_id(value: Any) -> bool:
@@ -99,67 +75,91 @@ def _mask_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def read_box_file(path: str | Path) -> list[dict[str, Any]]:
-    """Object records (the ``meta.json`` shape, for ``objects_from_records``) of a standalone box file.
+def _rounded(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, float):
+        return round(value, DUPLICATE_DECIMALS)
+    return value
 
-    The file is a JSON list of ``{"label": str, "centroid": [3], "axes_lengths": [3],
-    "normalized_axes": [9] or [3][3]}`` with optional ``"instance_id"`` (its id in the shard's
-    instance masks; without one the object's visibility is unknown and it gets a negative id) and
-    ``"color"``. Mistakes in that schema raise; boxes that are merely unusable (non-finite,
-    degenerate, tilted) are left for ``objects_from_records`` to skip and count, as in ``meta.json``.
 
-    Raises:
-        ValueError: naming the file, the entry and the field.
-    """
-    try:
-        entries = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: must hold a JSON list of boxes, not a {type(entries).__name__}")
-    records, seen = [], set()
-    for index, entry in enumerate(entries):
-        where = f"{path}: [{index}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where} must be an object with label, centroid, axes_lengths, normalized_axes")
-        if not isinstance(entry.get("label"), str):
-            raise ValueError(f"{where}.label must be a string, got {entry.get('label')!r}")
-        instance_id = entry.get("instance_id", -1 - index)
-        if "instance_id" in entry and (not _mask_id(instance_id) or instance_id in seen):
-            raise ValueError(f"{where}.instance_id must be a distinct non-negative integer, got {instance_id!r}")
-        if entry.get("color") is not None and not isinstance(entry["color"], str):
-            raise ValueError(f"{where}.color must be a string, got {entry['color']!r}")
-        seen.add(instance_id)
-        box = {key: entry.get(key) for key in ("centroid", "axes_lengths", "normalized_axes")}
-        category, color = entry["label"], entry.get("color")
-        records.append({"instance_id": instance_id, "category": category, "color": color, "box": box})
-    return records
+def duplicate_key(category: str, color: Any, box: Any) -> str:
+    """What makes two records the same object: label and box (numbers rounded to 0.1 mm)."""
+    return json.dumps([category, color, _rounded(box)], sort_keys=True, default=str)
+
+
+@dataclass
+class SceneObjects:
+    """A scene's objects sorted by what could be done with them, and the tally of it."""
+
+    placed: list[ObjectFact] = field(default_factory=list)
+    unplaced: list[UnplacedObject] = field(default_factory=list)
+    structure: list[tuple[str, OrientedBox]] = field(default_factory=list)
+    bottoms: list[float] = field(default_factory=list)  # placed objects' upright bottoms, for the floor
+    floor_tops: list[float] = field(default_factory=list)  # upright tops of boxes labelled floor
+    notes: Counter = field(default_factory=Counter)
+    max_tilt_deg: float = 0.0
 
 
 def objects_from_records(
     records: Sequence[Any], counts: dict[int, tuple[int, ...]], skips: SkipLog, where: str
-) -> tuple[ObjectFact, ...]:
-    """Typed objects from ``meta.json`` records; bad ones are skipped and counted, never guessed."""
-    objects, seen = [], set()
+) -> SceneObjects:
+    """Every object of ``meta.json``-shaped records, placed or not; only objects without a category are dropped.
+
+    Raises:
+        SchemaError: a box in a spelling ``psfm.qa.schema`` does not know, naming the scene and the field.
+    """
+    out, seen, used_ids = SceneObjects(), set(), set()
     for index, record in enumerate(records):
-        instance_id = record.get("instance_id") if isinstance(record, dict) else None
         category = record.get("category") if isinstance(record, dict) else None
-        if not isinstance(instance_id, int) or isinstance(instance_id, bool) or instance_id in seen:
-            skips.add("object_bad_instance_id", f"{where}: objects[{index}]")
-            continue
         if not isinstance(category, str) or not category.strip():
             skips.add("object_without_category", f"{where}: objects[{index}]")
             continue
-        box, reason = box_from_record(record.get("box"))
-        if box is None:
-            skips.add(reason, f"{where}: objects[{index}] ({category})")
+        category, color = category.strip(), record.get("color") if isinstance(record.get("color"), str) else None
+        raw_box = record.get("box")
+        box = normalize_box(raw_box, f"{where}: objects[{index}].box") if isinstance(raw_box, dict) else raw_box
+        key = duplicate_key(category, color, box)
+        out.notes["objects/annotated"] += 1
+        if key in seen:
+            out.notes["objects/merged_duplicates"] += 1
+            skips.add("duplicate_box_merged", f"{where}: objects[{index}] ({category})")
             continue
-        seen.add(instance_id)
-        color = record.get("color") if isinstance(record.get("color"), str) else None
+        seen.add(key)
+        instance_id = record.get("instance_id")
+        if not _mask_id(instance_id) or instance_id in used_ids:
+            if instance_id is not None:
+                out.notes["objects/unlinked_instance_id"] += 1  # not linkable to the masks: visibility unknown
+            instance_id = -1 - index
+        used_ids.add(instance_id)
+        placement = place_box(box)
+        if category.lower() in STRUCTURE_LABELS:
+            out.notes["objects/structure"] += 1
+            if placement.box is not None:
+                out.structure.append((category.lower(), placement.box))
+                if category.lower() in FLOOR_LABELS:
+                    out.floor_tops.append(placement.upright_top)
+            continue
+        pixels = counts.get(instance_id, ())
+        if placement.box is None:
+            out.notes[f"objects/unplaced/{placement.reason}"] += 1
+            skips.add(placement.reason, f"{where}: objects[{index}] ({category})")
+            out.unplaced.append(UnplacedObject(instance_id, category, color, placement.reason, pixels))
+            continue
+        out.notes["objects/placed"] += 1
+        out.notes[f"objects/placed/up_axis_{UP_AXIS_NAMES[placement.up_axis]}"] += 1
+        if placement.levelled:
+            out.notes["objects/placed/levelled"] += 1
+        out.max_tilt_deg = max(out.max_tilt_deg, placement.tilt_deg)
+        out.bottoms.append(placement.upright_bottom)
         support = record.get("supported_by")
         support = support if isinstance(support, int) and not isinstance(support, bool) else None
-        objects.append(ObjectFact(instance_id, category.strip(), color, box, support, 1.0, counts.get(instance_id, ())))
-    return tuple(objects)
+        out.placed.append(ObjectFact(instance_id, category, color, placement.box, support, 1.0, pixels))
+    return out
+
+
+def room_record(room: Any, where: str) -> dict[str, Any] | None:
+    """A ``room`` record in canonical keys (``floor_polygon``, ``floor_area``, ``floor_height``, extents)."""
+    return room_of(snake_keys(room), where) if isinstance(room, dict) else None
 
 
 def facts_from_meta(
@@ -172,38 +172,53 @@ def facts_from_meta(
 
     Args:
         meta: the record; ``objects`` / ``room`` may be null (then only camera questions remain).
-        skips: where dropped objects are counted.
+            ``source.object_counts`` (written by ``psfm convert boxes``) are the annotation's own counts.
+        skips: where objects that cannot be referents are counted.
         masks, depths: optional decoded per-view instance masks and metric depths.
+
+    Raises:
+        SchemaError: an object's box or the room in a spelling psfm does not know.
     """
     where = str(meta.get("scene_id", "?"))
     records = meta.get("objects") or []
     ids = [r["instance_id"] for r in records if isinstance(r, dict) and _mask_id(r.get("instance_id"))]
     counts = pixel_counts(list(masks), ids) if masks is not None else {}
     objects = objects_from_records(records, counts, skips, where)
-    height, width = meta["image_size"]
     cameras = ()
-    if meta.get("pose_source", "none") != "none":
+    if meta.get("pose_source", "none") != "none" and meta.get("views"):
+        height, width = meta["image_size"]
         cameras = tuple(
             CameraFact(
                 np.asarray(v["intrinsics"], np.float64), np.asarray(v["cam_to_world"], np.float64), height, width
             )
             for v in meta["views"]
         )
-    room = meta.get("room")
-    floor = None
-    if isinstance(room, dict):
-        lower, upper = _finite_vector(room.get("extent_min"), 3), _finite_vector(room.get("extent_max"), 3)
-        if lower is not None and upper is not None and np.all(upper[:2] - lower[:2] > MIN_SIDE_M):
-            floor = room_floor(lower, upper)
-    if floor is None:
+    views = None
+    if depths is not None and cameras and len(depths) == len(cameras):
+        views = DepthViews(depths, cameras, masks)
+    room = room_record(meta.get("room"), f"{where}: room")
+    floor = find_floor(room, objects.floor_tops, objects.bottoms, views)
+    found = find_room(room, [o.box for o in objects.placed] + [box for _, box in objects.structure], views)
+    if found.source == "none":
         skips.add("scene_without_floor", where)
+    source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+    annotated = source.get("object_counts")
+    notes = {**objects.notes, "max_tilt_deg": objects.max_tilt_deg}
     return SceneFacts(
         where,
-        objects,
+        tuple(objects.placed),
         cameras,
-        floor,
+        found.polygon,
         GROUND_TRUTH,
         str(meta.get("metric_scale", "none")),
         depths=tuple(depths) if depths is not None else None,
         masks=tuple(masks) if masks is not None else None,
+        unplaced=tuple(objects.unplaced),
+        floor_height=floor.height,
+        floor_source=floor.source,
+        room_source=found.source,
+        given_floor_area=found.area,
+        annotated_counts=dict(annotated) if isinstance(annotated, dict) else None,
+        notes=notes,
+        num_views=len(meta.get("views") or []),
     )

@@ -5,7 +5,9 @@ Keys: ``overall`` (unweighted mean of task scores) with ``overall_ci_low/high``;
 ``numeric/mra``, ``numeric/within_factor_two`` (SpatialVLM [0.5x, 2x]), ``numeric/contains_number``,
 ``numeric/within_25_percent`` (SpatialRGPT), ``numeric/abs_rel`` (over parsed answers only);
 ``parse_failure_rate`` and ``missing_rate`` apart from accuracy; ``chance`` and ``frequency``
-overall baselines.
+overall baselines; ``vsibench/<type>`` and ``vsibench/overall``: VSI-Bench's own aggregation (its three
+relative-direction levels merged into ``vsibench/object_rel_direction``) over the questions VSI-Bench
+would ask (``psfm.qa.vsibench``), with ``vsibench/questions`` their number.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from psfm.qa.baselines import task_baselines
 from psfm.qa.bootstrap import bootstrap_intervals
 from psfm.qa.question import Question
 from psfm.qa.scoring import ScoreReport
+from psfm.qa.vsibench import vsibench_scores
 
 
 def _rate(values: list[bool | None]) -> float:
@@ -55,4 +58,7 @@ def summarize(report: ScoreReport, questions: Sequence[Question], bootstrap: int
     answered = [s for s in report.scored if not s.missing]
     metrics["parse_failure_rate"] = _rate([s.parse_failed for s in answered])
     metrics["missing_rate"] = _rate([s.missing for s in report.scored])
+    vsibench = [s for s in report.scored if s.vsibench]
+    metrics["vsibench/questions"] = float(len(vsibench))
+    metrics.update({f"vsibench/{name}": score for name, score in vsibench_scores(report.task_scores(vsibench)).items()})
     return metrics

@@ -116,6 +116,22 @@ def test_invalid_record_names_where_and_field(record, members, path, value, frag
         validate_meta(broken, members, where=WHERE)
 
 
+def test_an_annotation_only_scene_has_no_views_and_nothing_else_may(record):
+    box = {"centroid": [0, 0, 0.5], "axes_lengths": [1, 1, 1], "normalized_axes": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    bare = {
+        **record,
+        "views": [],
+        "image_size": None,
+        "pose_source": "none",
+        "objects": [{"category": "bed", "box": box}],
+    }
+    meta = validate_meta(bare, {"meta.json"}, where=WHERE)
+    assert meta.num_views == 0 and meta.image_size is None
+    for path, value in (("objects", None), ("pose_source", "gt"), ("image_size", [16, 16])):
+        with pytest.raises(ShardFormatError, match="only an annotation-only scene may be"):
+            validate_meta(_edit(bare, path, value), None, where=WHERE)
+
+
 def test_member_check_only_applies_when_members_are_given(record):
     broken = _edit(record, "views.1.depth", "009.depth.png")
     assert validate_meta(broken, None, where=WHERE).views[1].depth == "009.depth.png"

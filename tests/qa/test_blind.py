@@ -19,19 +19,22 @@ def question(task: str, fmt: str, answer: str, value, unit=None, qid: str = "q")
 
 def test_blind_answers_are_the_fitted_split_s_mode_and_median():
     train = [
-        question("object_size", "free_form", "40", 40.0, "cm"),
-        question("object_size", "free_form", "100", 100.0, "cm"),
-        question("object_size", "free_form", "55", 55.4, "cm"),
+        question("object_size_estimation", "free_form", "40", 40.0, "cm"),
+        question("object_size_estimation", "free_form", "100", 100.0, "cm"),
+        question("object_size_estimation", "free_form", "55", 55.4, "cm"),
         question("left_right", "multiple_choice", "B", "left"),
         question("left_right", "multiple_choice", "B", "left"),
         question("left_right", "multiple_choice", "A", "right"),
         question("left_right", "yes_no", "no", "no"),
     ]
     fitted = fit_blind(train)
-    assert fitted[("object_size", "free_form", True)] == "55"  # the median 55.4 cm, rendered as psfm qa does
+    assert fitted[("object_size_estimation", "free_form", True)] == "55"  # the median 55.4 cm, rendered as psfm qa does
     assert fitted[("left_right", "multiple_choice", False)] == "B"
-    asked = [question("left_right", "yes_no", "yes", "yes", qid="a"), question("room_size", "free_form", "9", 9, "m2")]
-    assert blind_predictions(fitted, asked) == [{"id": "a", "prediction": "no"}]  # room_size never fitted
+    asked = [
+        question("left_right", "yes_no", "yes", "yes", qid="a"),
+        question("room_size_estimation", "free_form", "9", 9, "m2"),
+    ]
+    assert blind_predictions(fitted, asked) == [{"id": "a", "prediction": "no"}]  # room size never fitted
 
 
 def test_blind_predictions_score_as_a_floor(qa_run, tmp_path):  # noqa: F811

@@ -10,12 +10,15 @@ import pytest
 
 from psfm.commands import qa as qa_command
 from psfm.datamodules.shardlists import resolve_shards
+from psfm.qa.annotations import read_scene_annotation
 from psfm.qa.config import GenerationConfig
 from psfm.qa.dataset import build_qa_dataset
 from psfm.qa.lifting.config import LiftingConfig
+from psfm.qa.placement import place_box
 from psfm.qa.reasons import SkipLog
+from psfm.qa.schema import SchemaError
 from psfm.qa.shard_io import iter_scenes
-from psfm.qa.sources import box_from_record, facts_from_meta, read_box_file
+from psfm.qa.sources import facts_from_meta
 
 from .conftest import meta_of
 from .test_commands import compose_command
@@ -80,21 +83,28 @@ def test_a_scene_without_box_file_is_skipped_and_counted(tiny_world_shards, box_
     assert report.skips.counts["boxes/no_box_file"] == 1
 
 
+BOX = '"centroid": [0, 0, 0.5], "axes_lengths": [1, 1, 1], "normalized_axes": [1, 0, 0, 0, 1, 0, 0, 0, 1]'
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("{not json", "not a readable JSON file"),
-        ('{"label": "chair"}', "must hold a JSON list"),
-        ('[{"centroid": [0, 0, 0]}]', r"\[0\]\.label must be a string"),
-        ('[{"label": "chair", "instance_id": 3}, {"label": "bed", "instance_id": 3}]', r"\[1\]\.instance_id"),
+        ('{"label": "chair"}', "no objects found: expected one of objects, boxes"),
+        ('[{"centroid": [0, 0, 0]}]', r"\[0\]: no label \(label \| category"),
+        (f'[{{"label": "chair", "instance_id": 3, {BOX}}}, {{"label": "bed", "instance_id": 3, {BOX}}}]',
+         r"objects\[1\]\.instance_id 3 is already another object's"),
         ('[{"label": "chair", "color": 5}]', r"\[0\]\.color must be a string"),
+        ('[{"label": "chair"}]', r"\[0\]: no box \(give centroid"),
+        ('[{"label": "chair", "centroid": [0, 0, 0], "axesLength": [1, 1, 1]}]', r"\[0\]: no box side lengths"),
+        ('[{"label": "chair", "centroid": [0, 0, 0], "axesLengths": [1, 1, 1]}]', r"\[0\]: no orientation"),
     ],
-)
+)  # fmt: skip
 def test_a_malformed_box_file_names_the_file_and_field(content, message, tmp_path):
     path = tmp_path / "scene.json"
     path.write_text(content)
-    with pytest.raises(ValueError, match=message) as error:
-        read_box_file(path)
+    with pytest.raises(SchemaError, match=message) as error:
+        read_scene_annotation(path)
     assert str(path) in str(error.value)
 
 
@@ -107,8 +117,11 @@ def test_bad_boxes_are_counted_and_ids_are_optional(world_scenes, tmp_path):
     path = tmp_path / "scene.json"
     path.write_text(json.dumps(entries))
     skips = SkipLog()
-    facts = facts_from_meta({**meta, "objects": read_box_file(path)}, skips, [v.instance for v in views])
+    facts = facts_from_meta(
+        {**meta, "objects": read_scene_annotation(path).objects}, skips, [v.instance for v in views]
+    )
     assert skips.counts["box_degenerate"] == 1 and len(facts.objects) == len(entries) - 1
+    assert [o.category for o in facts.unplaced] == [entries[0]["label"]]  # not placed, still there
     unlinked = next(o for o in facts.objects if o.instance_id < 0)  # no id: not in the masks, visibility unknown
     assert unlinked.category == entries[1]["label"] and unlinked.pixels_per_view == ()
 
@@ -118,7 +131,7 @@ def test_flat_axes_are_the_three_axes_one_after_another():
     axes = [[c, s, 0], [-s, c, 0], [0, 0, 1]]  # columns of R: yaw 0.4
     nested = {"centroid": [1, 2, 0.5], "axes_lengths": [1, 0.5, 1], "normalized_axes": axes}
     flat = {**nested, "normalized_axes": [c, s, 0, -s, c, 0, 0, 0, 1]}
-    (box, _), (same, _) = box_from_record(nested), box_from_record(flat)
+    box, same = place_box(nested).box, place_box(flat).box
     assert box.yaw == pytest.approx(0.4) and same == box
 
 

@@ -66,8 +66,9 @@ def test_swapping_a_and_b_flips_the_answer(task, world_scenes):
         ("front_behind", False),
         ("above_below", False),
         ("direction", True),
-        ("relative_direction_easy", True),
-        ("relative_direction_hard", True),
+        ("object_rel_direction_easy", True),
+        ("object_rel_direction_medium", True),
+        ("object_rel_direction_hard", True),
         ("camera_turn", True),
         ("camera_motion", True),
         ("depth_order", False),
@@ -88,14 +89,14 @@ def test_mirroring_x_swaps_left_and_right(task, lateral, world_scenes):
 
 
 def test_mirroring_x_swaps_every_turn_of_a_route(world_scenes):
-    template, checked = TEMPLATES["route_plan"], 0
+    template, checked = TEMPLATES["route_planning"], 0
     swap = {"Turn Left": "Turn Right", "Turn Right": "Turn Left", "Turn Back": "Turn Back"}
     for _, _, facts in world_scenes:
         context = build_context(facts, CONFIG, SkipLog())
         mirror_context = build_context(mirrored(facts), CONFIG, SkipLog())
-        for spec, value in answered("route_plan", context):
+        for spec, value in answered("route_planning", context):
             reflected = answer_spec(template, spec, mirror_context)
-            assert isinstance(reflected, Answer), f"route_plan: {spec} unanswerable after mirroring ({reflected})"
+            assert isinstance(reflected, Answer), f"route_planning: {spec} unanswerable after mirroring ({reflected})"
             assert reflected.value == ", ".join(swap[turn] for turn in value.split(", ")), f"{spec}: {value}"
             checked += 1
     assert checked >= 5

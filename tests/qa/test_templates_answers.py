@@ -30,8 +30,10 @@ CONFIG = GenerationConfig(per_task=8, per_scene=10_000)
 DIRECTIONS = ("front", "front-left", "left", "back-left", "back", "back-right", "right", "front-right")
 
 
-def name(obj) -> str:
-    return f"the {obj.color_name} {obj.category}"
+def name(obj, scene) -> str:
+    """VSI-Bench's rule: the category alone when it is the scene's only one, else colour and category."""
+    alone = sum(other.category == obj.category for other in scene.objects) == 1
+    return f"the {obj.category}" if alone else f"the {obj.color_name} {obj.category}"
 
 
 def horizontal(vector) -> complex:
@@ -147,41 +149,41 @@ def expected_answer(question, scene, views, min_pixels: int):
         return DIRECTIONS[round(turn / 45) % 8]
     if task == "stack_height":
         return b.box.center[2] + b.box.size[2] / 2 + a.box.size[2]
-    if task == "object_count":
+    if task == "object_counting":
         return sum(o.category == spec.category for o in scene.objects)
-    if task == "object_size":
+    if task == "object_size_estimation":
         return 100 * max(objects[spec.objects[0]].box.size)
-    if task == "room_size":
+    if task == "room_size_estimation":
         return scene.room.size[0] * scene.room.size[1]
-    if task == "absolute_distance":
+    if task == "object_abs_distance":
         return exact_distance(a.box, b.box)
-    if task == "relative_distance":
+    if task == "object_rel_distance":
         target = objects[spec.objects[0]]
         options = [objects[i] for i in spec.objects[1:]]
-        return name(min(options, key=lambda o: exact_distance(target.box, o.box)))
-    if task.startswith("relative_direction"):
+        return name(min(options, key=lambda o: exact_distance(target.box, o.box)), scene)
+    if task.startswith("object_rel_direction"):
         c = objects[spec.objects[2]]
         turn = turn_deg(
             horizontal(np.subtract(c.box.center, a.box.center)) / horizontal(np.subtract(b.box.center, a.box.center))
         )
         side = "left" if turn > 0 else "right"
-        if task.endswith("easy"):
+        if task.endswith("medium"):  # VSI-Bench's levels: easy left / right, medium also back
             return "back" if abs(turn) >= 135 else side
-        if task.endswith("medium"):
+        if task.endswith("easy"):
             return side
         return f"{'front' if abs(turn) < 90 else 'back'}-{side}"
-    if task == "route_plan":
+    if task == "route_planning":
         stops = [horizontal(objects[i].box.center) for i in spec.objects]
         legs = [end - start for start, end in zip(stops, stops[1:], strict=False)]
         turns = (turn_deg(leaving / arriving) for arriving, leaving in zip(legs, legs[1:], strict=False))
         words = ("Back" if abs(turn) >= 135 else "Left" if turn > 0 else "Right" for turn in turns)
         return ", ".join(f"Turn {word}" for word in words)
-    if task == "appearance_order":
+    if task == "obj_appearance_order":
         first = {
             i: next(v for v, view in enumerate(views) if np.count_nonzero(view.instance == i) >= min_pixels)
             for i in spec.objects
         }
-        return ", ".join(name(objects[i]) for i in sorted(spec.objects, key=first.get))
+        return ", ".join(name(objects[i], scene) for i in sorted(spec.objects, key=first.get))
     first_pose, second_pose = (np.asarray(scene.cameras[v].cam_to_world) for v in spec.views)
     if task == "camera_rotation":
         relative_rotation = first_pose[:3, :3].T @ second_pose[:3, :3]
@@ -234,7 +236,7 @@ def test_every_answer_matches_an_independent_computation(generated):
             assert (question.answer == "yes") == claim_is_truth, where
         elif template.unit is not None:
             value, _ = claimed(question)
-            tolerance = 1e-5 if question.task == "absolute_distance" else 1e-9  # an iterative solver vs closed form
+            tolerance = 1e-5 if question.task == "object_abs_distance" else 1e-9  # an iterative solver vs closed form
             assert value == pytest.approx(expected, rel=1e-6, abs=tolerance), where
         else:
             value, shown = claimed(question)
@@ -246,7 +248,7 @@ def test_every_answer_matches_an_independent_computation(generated):
 
 
 def test_route_plan_masks_every_turn_and_offers_other_turn_sequences(generated):
-    routes = [(question, context) for question, _, _, context in generated if question.task == "route_plan"]
+    routes = [(question, context) for question, _, _, context in generated if question.task == "route_planning"]
     assert routes
     for question, context in routes:
         spec = spec_from_json(question.spec)

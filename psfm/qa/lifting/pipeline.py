@@ -233,13 +233,16 @@ def lift_scene(
         CameraFact(view.intrinsics, to_gravity @ view.cam_to_world, view.depth.shape[0], view.depth.shape[1])
         for view in views
     )
+    footprint = room_footprint(_apply(to_gravity, structure))
     return SceneFacts(
         scene_id,
         objects,
         cameras,
-        room_footprint(_apply(to_gravity, structure)),
+        footprint,
         LIFTED,
         metric_scale,
         depths=tuple(view.depth for view in views),
         masks=tuple(view.mask for view in views),
+        floor_source="lifting",  # the RANSAC floor, moved to z = 0
+        room_source="lifting" if footprint is not None else "none",
     )

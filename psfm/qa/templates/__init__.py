@@ -49,8 +49,8 @@ TEMPLATES: dict[str, Template] = {
         RoomSize(),
         AbsoluteDistance(),
         RelativeDistance(),
+        RelativeDirectionMedium(),  # before easy: the order of the levels before they took VSI-Bench's meaning
         RelativeDirectionEasy(),
-        RelativeDirectionMedium(),
         RelativeDirectionHard(),
         AppearanceOrder(),
         RoutePlan(),

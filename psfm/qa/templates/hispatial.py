@@ -179,7 +179,7 @@ class Direction(Template):
 
 
 class StackHeight(Template):
-    """Two steps: B's top height plus A's height, if A were put on B."""
+    """Two steps: B's top above the floor (``facts.floor_height``) plus A's height, if A were put on B."""
 
     task = "stack_height"
     family = "hispatial"
@@ -194,4 +194,4 @@ class StackHeight(Template):
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
         moved, base = (context.obj(i).box for i in spec.objects)
-        return Answer(top(base) + float(moved.size[2]))
+        return Answer(top(base) - context.facts.floor_height + float(moved.size[2]))

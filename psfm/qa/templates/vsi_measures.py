@@ -1,5 +1,7 @@
 """VSI-Bench's measurement tasks: object count, object size, room size and absolute distance.
 
+Task names are VSI-Bench's ``question_type`` values, so its scorer reads psfm rows (``psfm.qa.vsibench``).
+
 These are multi-view questions about the whole scan, answered with a number, as in VSI-Bench:
 counts are integers, sizes are the longest box side in centimetres, room size is the floor area in
 square metres, and distances are between the closest points of the two boxes in metres.
@@ -13,6 +15,7 @@ import numpy as np
 
 from psfm.qa.boxes import box_distance
 from psfm.qa.context import SceneContext
+from psfm.qa.floors import ESTIMATED_FROM_BOXES
 from psfm.qa.question import Answer, Skip, Spec
 from psfm.qa.templates.base import NUMBER_FORMATS, Template, measured, object_specs, unordered_pairs
 
@@ -26,20 +29,21 @@ class _SceneNumber(Template):
 class ObjectCount(_SceneNumber):
     """How many objects of a category the scan shows; every instance must be seen, or the count is moot.
 
-    Counting needs no unique names, so duplicate-label objects count too.
+    Counting needs no unique names and no box, so duplicate-label objects and objects whose box could
+    not be placed count too: every annotated instance.
     """
 
-    task = "object_count"
+    task = "object_counting"
     level = "L1"
     unit = "count"
     question_text = "How many {category}(s) are in this room?"
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
-        for category in sorted({o.category for o in context.facts.objects}):
+        for category in sorted({o.category for o in (*context.facts.objects, *context.facts.unplaced)}):
             yield Spec(self.task, category=category)
 
     def answer(self, spec: Spec, context: SceneContext) -> Answer | Skip:
-        members = [o for o in context.facts.objects if o.category == spec.category]
+        members = context.facts.instances(str(spec.category))
         if not members:
             return Skip("referent_missing")
         if any(o.pixels_per_view and max(o.pixels_per_view) < context.min_pixels for o in members):
@@ -51,7 +55,7 @@ class ObjectCount(_SceneNumber):
 
 
 class ObjectSize(_SceneNumber):
-    task = "object_size"
+    task = "object_size_estimation"
     level = "L1"
     unit = "cm"
     question_text = "What is the length of the longest dimension (length, width, or height) of {a}, in centimeters?"
@@ -64,7 +68,7 @@ class ObjectSize(_SceneNumber):
 
 
 class RoomSize(_SceneNumber):
-    task = "room_size"
+    task = "room_size_estimation"
     level = "L1"
     unit = "m2"
     question_text = "What is the size of this room (its floor area), in square meters?"
@@ -76,11 +80,13 @@ class RoomSize(_SceneNumber):
         area = context.facts.floor_area
         if area is None or not np.isfinite(area) or area <= 0:
             return Skip("scene_without_floor")
+        if context.facts.room_source == ESTIMATED_FROM_BOXES and not context.room_size_from_boxes:
+            return Skip("room_estimated_from_boxes")
         return Answer(float(area))
 
 
 class AbsoluteDistance(_SceneNumber):
-    task = "absolute_distance"
+    task = "object_abs_distance"
     level = "L2"
     unit = "m"
     question_text = (

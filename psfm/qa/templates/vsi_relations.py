@@ -1,8 +1,10 @@
 """VSI-Bench's relational tasks: relative distance, relative direction (3 difficulties), appearance order.
 
 Relative direction is perspective taking: "standing by A, facing B, where is C?" in the horizontal
-plane. The turn from B to C is measured counter-clockwise (positive = left); C is "back" when the
-turn is at least 135°. Angles within ``margins.angle_deg`` of a label boundary are skipped.
+plane. The turn from B to C is measured counter-clockwise (positive = left). The three levels are
+VSI-Bench's: easy asks left or right, medium left, right or back (back when the turn is at least
+135°), hard the quadrant (front-left ... back-right). Angles within ``margins.angle_deg`` of a label
+boundary are skipped. Task names are VSI-Bench's ``question_type`` values.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class _SceneChoice(Template):
 class RelativeDistance(_SceneChoice):
     """Which option object is closest (closest box points) to the target? Near-ties are skipped."""
 
-    task = "relative_distance"
+    task = "object_rel_distance"
     level = "L2"
     formats = ("multiple_choice",)
 
@@ -114,8 +116,8 @@ class _RelativeDirection(_SceneChoice):
         return f"{self._setup(spec, context)}, is {c} {where}?"
 
 
-class RelativeDirectionEasy(_RelativeDirection):
-    task = "relative_direction_easy"
+class RelativeDirectionMedium(_RelativeDirection):
+    task = "object_rel_direction_medium"
     labels = ("left", "right", "back")
     boundaries = LEFT_RIGHT_BACK_BOUNDARIES
     question_hint = "left, right, or back"
@@ -125,21 +127,34 @@ class RelativeDirectionEasy(_RelativeDirection):
         return left_right_or_back(turn_deg)
 
 
-class RelativeDirectionMedium(_RelativeDirection):
-    task = "relative_direction_medium"
+class RelativeDirectionEasy(_RelativeDirection):
+    """Left or right of the facing object, in VSI-Bench's words; the answer is the sign of the turn."""
+
+    task = "object_rel_direction_easy"
     labels = ("left", "right")
     boundaries = (0.0, 180.0)
-    question_hint = "left or right"
 
     def classify(self, turn_deg: float) -> str:
         return "left" if turn_deg > 0 else "right"
 
+    def stem(self, spec: Spec, context: SceneContext) -> str:
+        b, c = (context.named[i] for i in spec.objects[1:])
+        return f"{self._setup(spec, context)}, is {c} to the left or the right of {b}?"
+
+    def claim(self, spec: Spec, context: SceneContext, label: str) -> str:
+        b, c = (context.named[i] for i in spec.objects[1:])
+        return f"{self._setup(spec, context)}, is {c} to the {label} of {b}?"
+
 
 class RelativeDirectionHard(_RelativeDirection):
-    task = "relative_direction_hard"
+    task = "object_rel_direction_hard"
     labels = ("front-left", "front-right", "back-left", "back-right")
     boundaries = (0.0, 90.0, -90.0, 180.0)
     question_hint = "front-left, front-right, back-left, or back-right"
+    note = (
+        " The directions refer to the quadrants of a Cartesian plane (if I am standing at the origin and facing"
+        " along the positive y-axis)."
+    )
 
     def classify(self, turn_deg: float) -> str:
         side = "left" if turn_deg > 0 else "right"
@@ -153,11 +168,13 @@ class AppearanceOrder(_SceneChoice):
     option set is a pure function of the spec (re-answering on other facts sees the same options).
     """
 
-    task = "appearance_order"
+    task = "obj_appearance_order"
     level = "L2"
     formats = ("multiple_choice",)
 
     def specs(self, context: SceneContext) -> Iterator[Spec]:
+        if not any(context.obj(i).pixels_per_view for i in context.named):
+            return  # no masks: no first appearances (summary.json counts such scenes)
         ids = sorted(context.named)
         yield from (Spec(self.task, group) for group in itertools.combinations(ids, OPTIONS))
 

@@ -39,7 +39,7 @@ def turns_text(turns: Sequence[str]) -> str:
 class RoutePlan(Template):
     """Start at A facing F, walk F -> (X ->) B; which turns are made on the way?"""
 
-    task = "route_plan"
+    task = "route_planning"
     family = "vsibench"
     level = "L3"
     formats = ("multiple_choice",)
