@@ -41,7 +41,7 @@ def compare_arms(runs: list[str], names: list[str] | None, out: str | Path) -> P
         | {key: record["timings"].get(key, float("nan")) for key in ("train_s_per_sample", "train_s")}
         for name, (metrics, record) in arms.items()
     }
-    tasks = sorted({key[5:] for metrics, _ in arms.values() for key in metrics if _is_task(key)})
+    tasks = sorted({key[5:] for metrics, _ in arms.values() for key in metrics if is_task(key)})
     lines = ["# psfm adapt: arms compared", "", "Score (%) with 95 % bootstrap intervals over scenes.", ""]
     header = "| arm | encoder | " + " | ".join(label for label, _ in GROUPS) + " | train s/sample | train s |"
     lines += [header, "|" + "---|" * (len(GROUPS) + 4)]
@@ -71,7 +71,8 @@ def compare_arms(runs: list[str], names: list[str] | None, out: str | Path) -> P
     return path
 
 
-def _is_task(key: str) -> bool:
+def is_task(key: str) -> bool:
+    """``task/<name>`` itself, not its interval, count or baselines."""
     return key.startswith("task/") and not key.endswith(("_ci_low", "_ci_high", "_count", "_chance", "_frequency"))
 
 
@@ -123,7 +124,7 @@ def _bar_chart(table: dict[str, dict], path: Path) -> Path:
     labels = [label for label, _ in GROUPS]
     names = list(table)
     width = 0.8 / max(1, len(names))
-    figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(labels), 3.6))
+    figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(labels), 4.0))
     for index, name in enumerate(names):
         scores = [table[name].get(label, {}).get("score", np.nan) for label in labels]
         low = [s - table[name].get(label, {}).get("low", s) for s, label in zip(scores, labels, strict=True)]
@@ -133,7 +134,7 @@ def _bar_chart(table: dict[str, dict], path: Path) -> Path:
     axis.set_xticks(np.arange(len(labels)), labels)
     axis.set_ylabel("score (%)")
     axis.set_title("psfm adapt: held-out spatial QA per arm (95 % CI)")
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, ncol=len(names), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     figure.tight_layout()
     temporary = path.with_suffix(".tmp.png")
     figure.savefig(temporary, dpi=120)

@@ -311,8 +311,9 @@ def arm_report(record: dict, metrics: dict) -> str:
                 f"{100 * low:.1f}-{100 * high:.1f} |"
             )
     lines += ["", "| task | n | score (%) |", "|---|---|---|"]
-    tasks = sorted(key[5:] for key in metrics if key.startswith("task/") and key.count("_") >= 0 and "/" in key)
-    for task in [t for t in tasks if not t.endswith(("_ci_low", "_ci_high", "_count", "_chance", "_frequency"))]:
+    from psfm.adapters.compare import is_task
+
+    for task in sorted(key[len("task/") :] for key in metrics if is_task(key)):
         lines.append(f"| {task} | {int(metrics[f'task/{task}_count'])} | {100 * metrics[f'task/{task}']:.1f} |")
     timings = record["timings"]
     training = "no training"
