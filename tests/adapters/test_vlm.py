@@ -229,3 +229,16 @@ def test_bad_inputs_are_refused_with_what_to_do():
     adapted = AdaptedVLM(tiny.model, spatial_adapter(trained=False))
     with pytest.raises(ValueError, match=r"latents have dim 5 .* latent_dim = the encoder's dim"):
         adapted(latents=torch.randn(3, 4, 5), **tiny.batch)
+
+
+def test_given_embeddings_instead_of_ids_the_same_positions_are_found():
+    """Hugging Face VLMs accept inputs_embeds; the placeholders are then found by their embedding."""
+    tiny = tiny_vlms.llava()
+    adapted = AdaptedVLM(tiny.model, spatial_adapter(trained=True))
+    latents, mask = scene_latents()
+    by_ids = adapted(latents=latents, latent_mask=mask, **tiny.batch).logits
+    inputs = {key: value for key, value in tiny.batch.items() if key != "input_ids"}
+    embeds = tiny.model.get_input_embeddings()(tiny.batch["input_ids"])
+    by_embeddings = adapted(latents=latents, latent_mask=mask, inputs_embeds=embeds, **inputs).logits
+    torch.testing.assert_close(by_embeddings, by_ids)
+    assert not torch.allclose(by_ids, tiny.model(**tiny.batch).logits)
