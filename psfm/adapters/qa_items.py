@@ -61,7 +61,6 @@ def load_qa_items(
     tower_size: Sequence[int],
     encoder: FrozenSpatialEncoder | None = None,
     max_scenes: int | None = None,
-    max_questions: int | None = None,
     progress: bool = True,
     description: str = "frozen features",
 ) -> QAItems:
@@ -78,8 +77,6 @@ def load_qa_items(
     total = max_scenes or shards.num_samples or 0
     for scene in track(iter_scenes(shards.urls), total, description, "scenes", enabled=progress):
         if max_scenes is not None and scenes >= max_scenes:
-            break
-        if max_questions is not None and len(items) >= max_questions:
             break
         records = (scene.meta.raw.get("qa") or {}).get("questions") or []
         if not records:
@@ -109,7 +106,7 @@ def load_qa_items(
             items.append(QAItem(question, visual[positions], latents))
     if not items:
         raise ValueError(f"{source}: no question with views in {len(shards.urls)} shards (skipped: {dict(skipped)})")
-    return QAItems(items[:max_questions] if max_questions else items, skipped, scenes)
+    return QAItems(items, skipped, scenes)
 
 
 def _tower_features(scene, views: list[int], decoder: SceneBatcher, tower: ImageTower) -> torch.Tensor:

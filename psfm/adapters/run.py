@@ -20,7 +20,6 @@ import json
 import logging
 import random
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -286,8 +285,7 @@ def score_arm(items: QAItems, answers: dict[str, str], bootstrap: int, seed: int
         if subset:
             part = summarize(score_all(subset, {q.id: answers.get(q.id) for q in subset}), subset, bootstrap, seed)
             metrics.update({f"{group}/{key}": value for key, value in part.items() if "/" not in key})
-    problems = Counter(problem for q in questions if answers.get(q.id) is None for problem in ["missing"])
-    metrics["problems/missing"] = float(problems["missing"])
+    metrics["problems/missing"] = float(sum(answers.get(q.id) is None for q in questions))
     return metrics
 
 

@@ -85,9 +85,6 @@ class AdaptModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 
-    def validation_step(self, batch: dict, batch_index: int) -> None:
-        self.log("val/loss", self(batch).loss, prog_bar=True, batch_size=len(batch["input_ids"]))
-
     def configure_optimizers(self):
         params = [param for param in self.model.parameters() if param.requires_grad]
         if not params:
