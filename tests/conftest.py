@@ -19,6 +19,25 @@ from psfm.types import MultiViewBatch
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
+def _keep_mutmut_stats_in_this_process() -> None:
+    """Under ``mutmut``'s test-mapping run, tests that start psfm in a subprocess must not inherit the mapping.
+
+    mutmut maps tests to functions with ``MUTANT_UNDER_TEST=stats``; a child process inheriting it records
+    its calls too, looks for mutmut's config in its own working directory (a ``tmp_path``) and crashes, so
+    the whole mutation run stops before any mutant. The mode moves into mutmut's process-local state here,
+    so children run plain code. Outside mutation testing this does nothing.
+    """
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return
+    from mutmut.mutation.trampoline import set_mutant_under_test
+
+    set_mutant_under_test("stats")
+    del os.environ["MUTANT_UNDER_TEST"]
+
+
+_keep_mutmut_stats_in_this_process()
+
+
 def synthetic_scene(
     key: str, rng: np.random.Generator, num_views: int, size: int, pose_source: str = "gt", image_format: str = "png"
 ):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from psfm.training.checkpointing import AtomicCheckpointIO
+from psfm.training.checkpointing import AtomicCheckpointIO, RunFolderCheckpoint, moved_paths
 from psfm.training.train import train
 from tests.training.conftest import tiny_command
 
@@ -144,3 +144,63 @@ def test_every_strategy_gets_the_atomic_writer(tiny_world, tmp_path, monkeypatch
     with pytest.raises(_TrainerBuilt):
         train(tiny_command(tiny_world, tmp_path / "run", strategy=strategy))  # real data: train checks it first
     assert [type(plugin) for plugin in seen["plugins"]] == [AtomicCheckpointIO]
+
+
+def test_removing_a_checkpoint_deletes_it_and_a_missing_one_is_no_error(tmp_path):
+    """``ModelCheckpoint`` removes superseded top-k files through the writer (mutation testing: never reached)."""
+    writer, stale = AtomicCheckpointIO(), tmp_path / "epoch=0.ckpt"
+    stale.write_bytes(b"old")
+    writer.remove_checkpoint(stale)
+    assert not stale.exists()
+    writer.remove_checkpoint(stale)  # already gone (another rank, or a retried cleanup): nothing to do
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_moved_paths_rebases_every_path_under_the_old_folder_and_nothing_else():
+    """After ``mv old new`` the callback's stored names follow the folder; paths elsewhere stay as they were."""
+    old, new = os.path.join("runs", "a", "checkpoints"), os.path.join("moved", "checkpoints")
+    state = {
+        "dirpath": old,
+        "best_model_path": os.path.join(old, "best.ckpt"),
+        "last_model_path": os.path.join(old, "last.ckpt"),
+        "kth_best_model_path": os.path.join("elsewhere", "k.ckpt"),
+        "best_model_score": 0.5,
+        "best_k_models": {os.path.join(old, "best.ckpt"): 0.5, os.path.join(old + "2", "x.ckpt"): 0.7},
+    }
+    moved = moved_paths(state, old, new)
+    assert moved == {
+        "dirpath": new,
+        "best_model_path": os.path.join(new, "best.ckpt"),
+        "last_model_path": os.path.join(new, "last.ckpt"),
+        "kth_best_model_path": os.path.join("elsewhere", "k.ckpt"),
+        "best_model_score": 0.5,
+        # a sibling folder that merely starts with the same characters is not under ``old``
+        "best_k_models": {os.path.join(new, "best.ckpt"): 0.5, os.path.join(old + "2", "x.ckpt"): 0.7},
+    }
+    assert state["best_k_models"] == {os.path.join(old, "best.ckpt"): 0.5, os.path.join(old + "2", "x.ckpt"): 0.7}
+
+
+@pytest.mark.parametrize("resumed_from", [None, "other_run/checkpoints/last.ckpt", "here/last.ckpt"])
+def test_stored_paths_move_only_when_resuming_from_this_folder(tmp_path, resumed_from):
+    """A fresh start or another run's checkpoint keeps Lightning's behaviour (its best is not this run's)."""
+    here = tmp_path / "here"
+    callback = RunFolderCheckpoint(dirpath=str(here))
+    callback._resumed_from = None if resumed_from is None else str(tmp_path / resumed_from)
+    old = str(tmp_path / "before_the_move")
+    state = {
+        "dirpath": old,
+        "best_model_score": torch.tensor(0.5),
+        "best_model_path": os.path.join(old, "best.ckpt"),
+        "last_model_path": os.path.join(old, "last.ckpt"),
+        "best_k_models": {os.path.join(old, "best.ckpt"): torch.tensor(0.5)},
+    }
+    callback.load_state_dict(state)
+    if resumed_from == "here/last.ckpt":  # moved onto this folder, and kept
+        assert (callback.best_model_path, callback.last_model_path) == (
+            str(here / "best.ckpt"),
+            str(here / "last.ckpt"),
+        )
+        assert list(callback.best_k_models) == [str(here / "best.ckpt")]
+    else:  # Lightning's behaviour: another folder's records are not this run's, only best_model_path is read
+        assert (callback.best_model_path, callback.last_model_path) == (os.path.join(old, "best.ckpt"), "")
+        assert callback.best_k_models == {}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -185,3 +187,26 @@ def test_a_skipped_non_finite_step_names_the_scenes_of_its_batch(caplog):
     assert module.nan_steps == 1
     (line,) = [record.getMessage() for record in caplog.records if "non-finite" in record.getMessage()]
     assert "world_train_s0_0000101" in line and "world_train_s0_0000102" in line and "step 1" in line
+
+
+@pytest.mark.parametrize(("world_size", "rank", "expected"), [(2, 1, "rank1"), (2, 0, "rank0"), (3, 2, "saved")])
+def test_each_rank_resumes_its_own_rng_state_and_another_world_size_rank_zeros(world_size, rank, expected):
+    """Ranks jitter their own views, so each restores its own RNG; with another world size (the per-rank
+    list does not fit) every rank takes the saved rank-0 state (mutation testing: the per-rank choice survived)."""
+    states = {}
+    for seed, name in enumerate(("saved", "rank0", "rank1")):
+        torch.manual_seed(seed)
+        states[name] = {"torch": torch.get_rng_state(), "python": [7] * 624 + [seed], "cuda": []}
+    module = ema_module(batches=1, accumulate=1)
+    module._trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+    before = torch.get_rng_state(), random.getstate()
+    try:
+        module.on_load_checkpoint(
+            {"rng": states["saved"], "rng_per_rank": [states["rank0"], states["rank1"]], "nan_steps": 3}
+        )
+        assert torch.equal(torch.get_rng_state(), states[expected]["torch"])
+        assert random.getstate()[1] == tuple(states[expected]["python"])
+    finally:
+        torch.set_rng_state(before[0])
+        random.setstate(before[1])
+    assert module.nan_steps == 3

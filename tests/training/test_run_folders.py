@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.errors import UsageError
+from psfm.training.resume import newest_last_checkpoint
 from psfm.training.train import train
 from tests.training.conftest import tiny_command
 
@@ -162,3 +164,28 @@ def test_resume_force_resumes_other_settings_but_never_another_model(finished_ru
     other_model = replace(changed, model=replace(finished_run.model, encoder=encoder))
     with pytest.raises(UsageError, match=r"different model configuration \(model.encoder.num_latents: 4"):
         train(other_model)
+
+
+class _RunsOnLoad:
+    """Unpickling this calls ``Path.touch(marker)``: a checkpoint carrying it proves whether code ran on load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_the_newest_last_file_is_chosen_by_its_step_and_torn_or_unsafe_files_never_win(tmp_path):
+    """``resume=auto`` reads each ``last*.ckpt``'s step with the safe loader (mutation testing: the fallback
+    step of an unreadable file, and ``weights_only``, survived)."""
+    assert newest_last_checkpoint(tmp_path) is None
+    torch.save({"global_step": 0}, tmp_path / "last.ckpt")
+    assert newest_last_checkpoint(tmp_path) == tmp_path / "last.ckpt"
+    (tmp_path / "last-v1.ckpt").write_bytes(b"torn")  # a save killed midway
+    marker = tmp_path / "code_ran"
+    torch.save({"global_step": 9, "payload": _RunsOnLoad(marker)}, tmp_path / "last-v2.ckpt")
+    assert newest_last_checkpoint(tmp_path) == tmp_path / "last.ckpt"  # step 0 beats torn and unsafe files
+    assert not marker.exists()  # nothing was unpickled
+    torch.save({"global_step": 3}, tmp_path / "last-v3.ckpt")
+    assert newest_last_checkpoint(tmp_path) == tmp_path / "last-v3.ckpt"
