@@ -134,3 +134,25 @@ def test_a_checkpoint_naming_another_epoch_than_the_trainer_stops_at_the_first_b
         ResumeMismatchError, match="trainer is in epoch 2 but its batches come from the data of epoch 0"
     ):
         _lightning_epochs(datamodule, range(2, 3))
+
+
+def test_a_state_loaded_after_the_loader_exists_moves_that_loader_once(scene_shards):
+    """Lightning may hand the data position back after it built the train loader: that loader resumes there,
+    and a loader built later (the next reload) starts its epoch afresh, not at the old position again
+    (mutation testing: a pending position left behind survived)."""
+    directory, _ = scene_shards
+    config = DataModuleConfig(
+        train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16], augment=False
+    )
+
+    def keys_resumed_at(epoch: int, consumed: int) -> list:
+        reference = SceneDataModule(config)
+        reference.load_state_dict({"epoch": epoch, "consumed_batches": consumed})
+        return [batch.scene_keys for batch in _train_batches(reference)]
+
+    datamodule = SceneDataModule(config)
+    datamodule.train_dataloader()
+    datamodule.load_state_dict({"epoch": 1, "consumed_batches": 2, "skipped_total": 5})
+    assert [batch.scene_keys for batch in datamodule._train_loader] == keys_resumed_at(1, 2)
+    assert datamodule.skipped_total == 5
+    assert [batch.scene_keys for batch in _train_batches(datamodule)] == keys_resumed_at(1, 0)

@@ -202,6 +202,16 @@ def test_every_stage_generator_differs_per_rank_and_worker(monkeypatch):
     assert draws(1, 0) == streams[2]  # and each pair's stream is reproducible
 
 
+def test_resampled_shard_draws_follow_the_seed():
+    """Another ``seed`` draws other shards, the same seed the same (mutation testing: the seed dropped survived)."""
+
+    def draws(seed: int) -> list[str]:
+        shards = iter(ResampledShards([f"shard-{i}.tar" for i in range(50)], SharedEpoch(0), seed=seed))
+        return [next(shards)["url"] for _ in range(20)]
+
+    assert draws(0) == draws(0) and draws(0) != draws(1)
+
+
 def test_shuffle_buffer_order_follows_the_epoch():
     """Shuffled by (seed, epoch): another epoch reorders the scenes, the same epoch repeats its order."""
 

@@ -259,6 +259,22 @@ def test_overlap_of_a_shifted_copy_of_the_context_view_is_its_shared_area(size, 
     assert score == pytest.approx((1 - shift[0] / 8) * (1 - shift[1] / 8), abs=1e-12)
 
 
+def test_a_ray_landing_on_the_right_or_bottom_edge_of_the_context_image_is_outside_it():
+    """Pixels span [0, W) x [0, H): a patch centre projecting exactly onto u = W or v = H is not seen.
+
+    A principal point moved by half a patch puts the candidate's last column and row of patch centres
+    exactly on the context image's right and bottom edges (exact in floating point: focal 32, identity
+    poses), so 7 x 7 of its 8 x 8 centres are seen (mutation testing: ``v <= H`` survived).
+    """
+    height, width = 48, 64
+    intrinsics = np.array([[32.0, 0.0, width / 2], [0.0, 32.0, height / 2], [0.0, 0.0, 1.0]])
+    shifted = intrinsics.copy()
+    shifted[:2, 2] -= width / 16, height / 16  # the candidate's (u, v) is the context's (u + W/16, v + H/16)
+    cameras = SceneCameras(np.stack([intrinsics, shifted]), np.stack([np.eye(4)] * 2), (height, width))
+
+    assert overlap_scores(cameras, [1], [0], depth=2.0, grid=8)[0] == 49 / 64
+
+
 def test_targets_facing_away_from_the_context_are_never_chosen_when_overlapping_ones_exist():
     cameras = facing_cameras([(1, 0)] * 6 + [(-1, 0)] * 6)  # two groups looking in opposite directions
     group = [0] * 6 + [1] * 6

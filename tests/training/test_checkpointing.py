@@ -178,6 +178,8 @@ def test_moved_paths_rebases_every_path_under_the_old_folder_and_nothing_else():
         "best_k_models": {os.path.join(new, "best.ckpt"): 0.5, os.path.join(old + "2", "x.ckpt"): 0.7},
     }
     assert state["best_k_models"] == {os.path.join(old, "best.ckpt"): 0.5, os.path.join(old + "2", "x.ckpt"): 0.7}
+    # a state written with save_top_k=0 holds no best_k_models (mutation testing: ``.get(key, None)`` survived)
+    assert moved_paths({"dirpath": old}, old, new) == {"dirpath": new, "best_k_models": {}}
 
 
 @pytest.mark.parametrize("resumed_from", [None, "other_run/checkpoints/last.ckpt", "here/last.ckpt"])

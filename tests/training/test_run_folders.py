@@ -12,7 +12,7 @@ import torch
 
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.errors import UsageError
-from psfm.training.resume import newest_last_checkpoint
+from psfm.training.resume import check_resumable, differences, newest_last_checkpoint
 from psfm.training.train import train
 from tests.training.conftest import tiny_command
 
@@ -189,3 +189,24 @@ def test_the_newest_last_file_is_chosen_by_its_step_and_torn_or_unsafe_files_nev
     assert not marker.exists()  # nothing was unpickled
     torch.save({"global_step": 3}, tmp_path / "last-v3.ckpt")
     assert newest_last_checkpoint(tmp_path) == tmp_path / "last-v3.ckpt"
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(tmp_path):
+    """``resume=`` reads a checkpoint with the safe loader: a foreign file is refused by name, nothing runs
+    (mutation testing: ``weights_only=False`` survived)."""
+    marker, path = tmp_path / "code_ran", tmp_path / "foreign.ckpt"
+    torch.save({"hyper_parameters": {"model": {}}, "payload": _RunsOnLoad(marker)}, path)
+    with pytest.raises(UsageError, match="foreign.ckpt: not a readable psfm checkpoint"):
+        check_resumable(path, model={}, settings={})
+    assert not marker.exists()
+
+
+def test_differences_name_keys_present_on_one_side_only():
+    """A key added or dropped since the checkpoint is a difference too (mutation testing: only shared keys
+    were compared and it survived)."""
+    old = {"optim": {"lr": 1e-3, "betas": [0.9, 0.95]}, "gone": 1}
+    new = {"optim": {"lr": 1e-3, "betas": (0.9, 0.95), "decay": 0.05}}
+    assert differences(old, new, "settings") == [
+        "settings.gone: 1 in the checkpoint, None now",
+        "settings.optim.decay: None in the checkpoint, 0.05 now",
+    ]
