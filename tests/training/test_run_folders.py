@@ -156,9 +156,14 @@ def test_each_setting_a_resume_must_keep_is_compared(finished_run, change):
 
 def test_resume_force_resumes_other_settings_but_never_another_model(finished_run, caplog):
     changed = replace(finished_run, optim=replace(finished_run.optim, lr=5e-4), resume="force")
-    with caplog.at_level(logging.WARNING, logger="psfm.pretrain"):
+    with caplog.at_level(logging.INFO, logger="psfm.pretrain"):
         assert train(changed)["global_step"] == 3
-    assert "optim.lr: 0.001 in the checkpoint, 0.0005 now" in caplog.text
+    last = str(Path(finished_run.run_dir) / "checkpoints" / "last.ckpt")
+    # the warning and the log name the checkpoint (mutation testing: either path dropped survived)
+    assert f"resume=force: resuming {last} with other settings (optim.lr: 0.001 in the checkpoint, 0.0005 now)" in (
+        caplog.text
+    )
+    assert f"resuming from {last}" in [record.getMessage() for record in caplog.records]
 
     encoder = replace(finished_run.model.encoder, num_latents=8)
     other_model = replace(changed, model=replace(finished_run.model, encoder=encoder))
@@ -176,7 +181,7 @@ class _RunsOnLoad:
         return (Path.touch, (Path(self.marker),))
 
 
-def test_the_newest_last_file_is_chosen_by_its_step_and_torn_or_unsafe_files_never_win(tmp_path):
+def test_the_newest_last_file_is_chosen_by_its_step_and_torn_or_unsafe_files_never_win(tmp_path, caplog):
     """``resume=auto`` reads each ``last*.ckpt``'s step with the safe loader (mutation testing: the fallback
     step of an unreadable file, and ``weights_only``, survived)."""
     assert newest_last_checkpoint(tmp_path) is None
@@ -188,7 +193,11 @@ def test_the_newest_last_file_is_chosen_by_its_step_and_torn_or_unsafe_files_nev
     assert newest_last_checkpoint(tmp_path) == tmp_path / "last.ckpt"  # step 0 beats torn and unsafe files
     assert not marker.exists()  # nothing was unpickled
     torch.save({"global_step": 3}, tmp_path / "last-v3.ckpt")
-    assert newest_last_checkpoint(tmp_path) == tmp_path / "last-v3.ckpt"
+    with caplog.at_level(logging.WARNING, logger="psfm.pretrain"):
+        assert newest_last_checkpoint(tmp_path) == tmp_path / "last-v3.ckpt"
+    # a versioned file is read with a warning naming it, its step and the files it beat
+    message = "the newest of last.ckpt, last-v1.ckpt, last-v2.ckpt, last-v3.ckpt"
+    assert caplog.messages == [f"resuming from {tmp_path / 'last-v3.ckpt'}, at step 3 {message}"]
 
 
 def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(tmp_path):
@@ -210,3 +219,15 @@ def test_differences_name_keys_present_on_one_side_only():
         "settings.gone: 1 in the checkpoint, None now",
         "settings.optim.decay: None in the checkpoint, 0.05 now",
     ]
+
+
+def test_starting_over_in_a_used_run_folder_overwrites_last_ckpt_instead_of_versioning_it(finished_run):
+    """``resume=never`` in a folder holding ``last.ckpt``: the new run's newest step must be what resume=auto
+    reads next time, so no ``last-v1.ckpt`` beside it (mutation testing: Lightning's version counter left on
+    survived)."""
+    command = replace(finished_run, resume="never")
+    command.trainer.max_steps = 1
+    train(command)
+    checkpoints = Path(command.run_dir) / "checkpoints"
+    assert sorted(path.name for path in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]
+    assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == 1
