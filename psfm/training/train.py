@@ -211,12 +211,16 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
 
 
 def _remember_wandb_id(trainer: L.Trainer, run_dir: Path) -> None:
-    """Keep the wandb run id beside the checkpoints, so a resumed job continues the same wandb run."""
+    """Keep the wandb run id beside the checkpoints, so a resumed job continues the same wandb run.
+
+    The id is the started run's (``logger.experiment`` starts it, as the fit would): before that a new
+    logger's ``version`` is None, which was written as "None" and then given to every resume as the id.
+    """
     for logger in trainer.loggers:
         if type(logger).__name__ == "WandbLogger":
             id_file = run_dir / "wandb_id.txt"
             if not id_file.exists():
-                atomic_write_bytes(id_file, str(logger.version).encode())
+                atomic_write_bytes(id_file, logger.experiment.id.encode())
 
 
 os.environ.setdefault("WANDB_SILENT", "true")

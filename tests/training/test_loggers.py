@@ -1,0 +1,41 @@
+"""wandb, offline by default: its files stay in the run folder, and a resumed job continues the same wandb run.
+
+The other training tests turn wandb off for speed; these are the ones that run the default logger
+(mutation testing: ``save_dir`` dropped and the run id never written both survived).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from psfm.training.config import LoggerConfig
+from psfm.training.train import build_loggers, train
+from tests.training.conftest import tiny_command
+
+
+def test_an_offline_wandb_run_lives_in_the_run_folder_and_a_resume_continues_it(tiny_world, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # wandb would write into the working directory if the run folder were lost
+    run_dir = tmp_path / "run"
+    command = replace(tiny_command(tiny_world, run_dir, max_steps=2, limit_val_batches=0), logger=LoggerConfig())
+    assert command.logger.wandb == "offline"  # the default
+    train(command)
+    run_id = (run_dir / "wandb_id.txt").read_text()
+    assert len(run_id) == 8 and run_id.isalnum()  # wandb's id, not "None" (a logger not started yet has none)
+    assert [path.name for path in (run_dir / "wandb").glob("offline-run-*")] != []
+    assert all(path.name.endswith(run_id) for path in (run_dir / "wandb").glob("offline-run-*"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # nothing beside it
+
+    command.trainer.max_steps = 3
+    assert train(command)["global_step"] == 3
+    assert (run_dir / "wandb_id.txt").read_text() == run_id
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))  # offline-run-<start time>-<id>: one per start
+    assert runs and all(path.name.endswith(run_id) for path in runs)  # the same run, resumed
+
+
+def test_an_unknown_wandb_mode_is_refused_naming_the_choices(tmp_path):
+    command = replace(tiny_command(Path("unused"), tmp_path), logger=LoggerConfig(wandb="offlne"))
+    with pytest.raises(ValueError, match="logger.wandb must be offline, online or disabled, got 'offlne'"):
+        build_loggers(command, tmp_path)
