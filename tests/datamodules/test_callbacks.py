@@ -64,6 +64,28 @@ def test_a_finite_epoch_that_reads_more_than_the_manifest_lists_says_so(scene_sh
     ]
 
 
+def test_an_epoch_with_skips_that_reads_more_than_listed_is_not_called_a_loss(tmp_path, caplog):
+    """Read 8 and skipped 4 of 12 scenes whose manifest lists 11: one scene more than listed, not a loss.
+
+    Which of the two the line says sends a person to a different culprit (a replaced shard, or lost data).
+    (mutation testing: ``read - skipped < manifest`` in place of ``read + skipped`` survived.)
+    """
+    views = [4, 1, 4, 4, 1, 4, 1, 4, 4, 4, 1, 4]  # four scenes below min_views=2, skipped and counted
+    directory = tmp_path / "shards"
+    write_scenes_with_views(directory, views)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["shards"][0]["num_samples"] -= 1
+    manifest["num_samples"] -= 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        fit_one_epoch(directory, tmp_path)
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("training epoch")]
+    assert lines == [
+        "training epoch 0 read 8 scenes and skipped 4, but the manifest lists 11: 1 scenes more than listed "
+        "(a shard replaced after its manifest was written?)"
+    ]
+
+
 def test_a_finite_epoch_with_every_loss_counted_matches_the_manifest(scene_shards, tmp_path, caplog):
     """A shard cut short: the scenes it lost are counted in the epoch's batches, and the epoch matches the manifest."""
     directory, keys = scene_shards

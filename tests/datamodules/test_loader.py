@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import tarfile
 
 import numpy as np
@@ -16,7 +17,7 @@ from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
 from psfm.datamodules.shardlists import resolve_shards
-from psfm.datamodules.skips import SKIPS, SkipCounter
+from psfm.datamodules.skips import SKIPS, NoUsableScenesError, SkipCounter
 from psfm.datamodules.stages import ResampledShards, ShuffleBuffer
 from psfm.datamodules.views import ViewSampling
 from psfm.geometry import look_at
@@ -134,6 +135,42 @@ def test_views_never_exceed_what_a_scene_has(tmp_path):
     for batch in batches:
         for ids in batch.view_ids.tolist():
             assert len(set(ids)) == len(ids)  # no view twice
+
+
+def test_a_scene_with_fewer_views_lowers_v_for_its_batch_and_earlier_scenes_keep_a_prefix(tmp_path):
+    """V is drawn per batch; a later 3-view scene lowers it to 3, and the scenes already chosen keep the first
+    three views of their selection, each view with its own pixels and depth (synthetic view i has depth 1 + i).
+
+    (mutation testing: ``reorder(None)`` in ``DecodedScene.truncate`` survived: no test lowered V mid-batch.)
+    """
+    options = {"batch_size": 4, "views": ViewSampling(2, 5), "shuffle_shards": False, "load_depth": True, "seed": 1}
+    write_scenes_with_views(tmp_path / "long", [5, 5, 5, 5])
+    write_scenes_with_views(tmp_path / "short", [5, 5, 5, 3])
+    (full,) = stream(resolve_shards(str(tmp_path / "long")).urls, **options)
+    (lowered,) = stream(resolve_shards(str(tmp_path / "short")).urls, **options)
+    assert full.num_views == 4  # the draw this seed gives: more views than the short scene has
+    assert lowered.num_views == 3 and lowered.scene_keys == full.scene_keys
+    assert torch.equal(lowered.view_ids[:3], full.view_ids[:3, :3])
+    assert torch.allclose(lowered.depth[:, :, 0, 0, 0], 1.0 + lowered.view_ids.float(), atol=1e-3)
+    assert torch.equal(lowered.images[:3], full.images[:3, :3])
+
+
+def test_an_endless_stream_of_missing_shards_stops_after_its_draw_limit_naming_the_shards(tmp_path):
+    """Resampled training over shards that all fail used to draw forever; it stops with one line that says
+    how many draws, which shards (the first and an ellipsis for the rest) and what each draw lost.
+
+    (mutation testing: ``len(urls) > 2`` in ``pipeline._describe``, which drops the ellipsis for two shards,
+    survived.)
+    """
+    urls = [str(tmp_path / "shard-000000.tar"), str(tmp_path / "shard-000001.tar")]
+    with pytest.raises(NoUsableScenesError) as raised:
+        stream(urls, resampled=True, batches_per_epoch=1)  # draw limit max(100, 10 x (1 + 4)) = 100
+    assert str(raised.value).startswith(
+        f"no usable scene in 100 shard draws in a row from 2 shard(s) ({urls[0]}, ...): "
+        "100 scenes skipped (FileNotFoundError x100); last: FileNotFoundError"
+    )
+    with pytest.raises(NoUsableScenesError, match=rf"from 1 shard\(s\) \({re.escape(urls[0])}\):"):
+        stream(urls[:1], resampled=True, batches_per_epoch=1)
 
 
 def test_same_seed_and_epoch_same_stream_other_epoch_other_order(scene_shards):
