@@ -155,7 +155,7 @@ def test_a_scene_with_fewer_views_lowers_v_for_its_batch_and_earlier_scenes_keep
     assert torch.equal(lowered.images[:3], full.images[:3, :3])
 
 
-def test_an_endless_stream_of_missing_shards_stops_after_its_draw_limit_naming_the_shards(tmp_path):
+def test_an_endless_stream_of_missing_shards_stops_after_its_draw_limit_naming_the_shards(tmp_path, fresh_skips):
     """Resampled training over shards that all fail used to draw forever; it stops with one line that says
     how many draws, which shards (the first and an ellipsis for the rest) and what each draw lost.
 
@@ -171,6 +171,7 @@ def test_an_endless_stream_of_missing_shards_stops_after_its_draw_limit_naming_t
     )
     with pytest.raises(NoUsableScenesError, match=rf"from 1 shard\(s\) \({re.escape(urls[0])}\):"):
         stream(urls[:1], resampled=True, batches_per_epoch=1)
+    fresh_skips.drain()  # the 200 skips counted here are this test's, not the next test's
 
 
 def test_same_seed_and_epoch_same_stream_other_epoch_other_order(scene_shards):
