@@ -289,13 +289,19 @@ def test_info_with_tuples_resumes_as_the_same_configuration(tmp_path):
         assert writer.done_keys == {"s000"}
 
 
-def test_stale_temporaries_are_swept_on_open(tmp_path):
+def test_stale_temporaries_are_swept_on_open(tmp_path, caplog):
     write_all(tmp_path, make_samples(4), per_shard=4)
     (tmp_path / ".shard-000009.tar.abc.tmp").write_bytes(b"left by a killed run")
     (tmp_path / ".manifest.json.x1y2.tmp").write_bytes(b"{")
     (tmp_path / "notes.txt").write_text("keep me")
-    ShardWriter(tmp_path, 4, info=INFO).close()
+    with caplog.at_level("WARNING"):
+        ShardWriter(tmp_path, 4, info=INFO).close()
     assert temporaries(tmp_path) == []
+    # each removal is said, with what it was (mutation testing: the bare path as the message survived)
+    assert sorted(caplog.messages) == [
+        f"removed {tmp_path / name} left by an interrupted writer"
+        for name in (".manifest.json.x1y2.tmp", ".shard-000009.tar.abc.tmp")
+    ]
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert tar_names(tmp_path) == ["shard-000000.tar"] and verify_shards(tmp_path) == []
 
