@@ -556,3 +556,11 @@ def test_the_depth_context_ablation_encodes_true_depth_not_the_photos():
         model(replace(batch, depth=None))
     with pytest.raises(ValueError, match="context_input"):
         PSFMObjective(8, {"t": 8}, context_input="normals")
+
+
+@pytest.mark.parametrize(("camera_encoding", "camera_dims", "rope_dims"), [("prope", 8, 8), ("plucker", 0, 16)])
+def test_decoder_heads_split_between_prope_and_rope_only_under_prope(camera_encoding, camera_dims, rope_dims):
+    """16-channel heads: PRoPE takes the leading half and RoPE the rest; with Plücker rays in the tokens RoPE
+    rotates the whole head (mutation testing: 1 camera channel under Plücker, leaving RoPE 12, survived)."""
+    decoder = FieldDecoder(dim=64, depth=1, num_heads=4, camera_encoding=camera_encoding)
+    assert (decoder.camera_dims, decoder.rope.dims) == (camera_dims, rope_dims)
