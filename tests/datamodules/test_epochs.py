@@ -156,3 +156,15 @@ def test_a_state_loaded_after_the_loader_exists_moves_that_loader_once(scene_sha
     assert [batch.scene_keys for batch in datamodule._train_loader] == keys_resumed_at(1, 2)
     assert datamodule.skipped_total == 5
     assert [batch.scene_keys for batch in _train_batches(datamodule)] == keys_resumed_at(1, 0)
+
+
+def test_a_loader_that_has_not_run_yet_reports_the_start_of_its_epoch(scene_shards):
+    """A checkpoint saved before the first batch must resume at (epoch, 0) with nothing read or skipped
+    (mutation testing: an unset epoch and counts starting at 1 survived)."""
+    directory, _ = scene_shards
+    config = DataModuleConfig(train=str(directory), val=None, batch_size=2, num_workers=0, image_size=[16, 16])
+    datamodule = SceneDataModule(config)
+    datamodule.train_epoch.set(3)
+    loader = datamodule.train_dataloader()
+    assert loader.position() == (3, 0) and (loader.scenes_read, loader.scenes_skipped) == (0, 0)
+    assert datamodule.state_dict() == {"epoch": 3, "consumed_batches": 0, "skipped_total": 0}

@@ -82,6 +82,27 @@ def test_a_path_or_link_member_fails_the_scene_it_sits_in(scene_shards, fresh_sk
     assert f"{shard}:{keys[3]}: member(s) outside the format, never read: {name!r}" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("name", "reason", "what"),
+    [
+        ("..evil.meta.json", "unsafe_member", "a path"),  # a leading '..' is a path even without a separator
+        ("README", "unknown_member", "not named <scene key>.<kind>"),
+        ("{key}.meta.json", "unknown_member", "a second copy of a member"),  # the scene's own name, twice
+    ],
+)
+def test_each_foreign_member_is_named_with_what_it_is(scene_shards, fresh_skips, caplog, name, reason, what):
+    """The skip message says what was wrong with each member, and the reason counts it as unsafe or unknown
+    (mutation testing: the '..' rule, the key-less and duplicate records and their words survived)."""
+    directory, keys = scene_shards
+    shard, name = directory / "shard-000001.tar", name.format(key=keys[3])
+    insert_member(shard, ".meta.json", name, b"{}")
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key != keys[3]]
+    assert skipped == 1 and reasons == {reason: 1}
+    assert f"{shard}:{keys[3]}: member(s) outside the format, never read: {name!r} ({what})" in caplog.text
+
+
 def test_the_bytes_of_a_path_member_are_never_read(scene_shards, monkeypatch):
     """Not read into any scene, and never extracted: the reader asks the tar for no member outside the format."""
     from psfm.datamodules.reading import ShardReader

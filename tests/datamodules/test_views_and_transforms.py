@@ -177,6 +177,7 @@ def test_fitted_intrinsics_send_every_output_pixel_back_to_the_source_pixel_it_s
 
     assert fitted.shape == (out_h, out_w, 3) and shown.shape == (out_h, out_w)
     np.testing.assert_array_equal(mask, shown)  # masks follow the same pixels as depth
+    assert mask.dtype == np.int64  # instance ids stay integers (mutation testing: a float mask survived)
     rows, cols = np.mgrid[:out_h, :out_w]
     centres = np.stack([cols + 0.5, rows + 0.5, np.ones_like(cols)], axis=-1).reshape(-1, 3)
     back = centres @ np.linalg.inv(new_intrinsics).T @ intrinsics.T  # source pixel coordinates, z = 1

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from psfm.errors import UsageError
 from psfm.training.config import OptimConfig
 from psfm.training.model import PretrainModel
 from psfm.training.optim import build_optimizer, lr_factor, parameter_groups
@@ -121,3 +122,9 @@ def test_decay_all_decays_every_parameter_in_one_group():
     optimizer, _ = build_optimizer(named, OptimConfig(weight_decay=1e-4, decay_all=True), total_steps=4)
     assert [group["weight_decay"] for group in optimizer.param_groups] == [1e-4]
     assert OptimConfig().decay_all is False  # psfm's default keeps the exemptions
+
+
+def test_a_negative_warmup_is_refused_naming_its_key():
+    """(mutation testing: the ``optim`` section dropped from the message survived.)"""
+    with pytest.raises(UsageError, match=r"^optim\.warmup_steps=-1 cannot work: it must be at least 0$"):
+        OptimConfig(warmup_steps=-1)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from psfm.datamodules.datamodule import SceneDataModule
-from psfm.errors import UsageError
+from psfm.errors import MissingPathError, UsageError
 from psfm.training.resume import check_resumable, differences, newest_last_checkpoint
-from psfm.training.train import train
+from psfm.training.train import check_data, train
 from tests.training.conftest import tiny_command
 
 
@@ -231,3 +231,12 @@ def test_starting_over_in_a_used_run_folder_overwrites_last_ckpt_instead_of_vers
     checkpoints = Path(command.run_dir) / "checkpoints"
     assert sorted(path.name for path in checkpoints.glob("last*.ckpt")) == ["last.ckpt"]
     assert _checkpoint(checkpoints / "last.ckpt")["global_step"] == 1
+
+
+def test_a_validation_folder_is_not_checked_when_validation_is_off(tiny_world, tmp_path):
+    """``limit_val_batches=0`` trains without validation, so a missing val folder must not stop it; with
+    validation on it does, naming the key (mutation testing: the val rule never matching survived)."""
+    config = replace(tiny_command(tiny_world, tmp_path).datamodule, val=str(tmp_path / "no_such_val"))
+    check_data(config, validate=False)
+    with pytest.raises(MissingPathError, match="datamodule.val"):
+        check_data(config, validate=True)
