@@ -240,3 +240,23 @@ def test_a_validation_folder_is_not_checked_when_validation_is_off(tiny_world, t
     check_data(config, validate=False)
     with pytest.raises(MissingPathError, match="datamodule.val"):
         check_data(config, validate=True)
+
+
+def test_train_clips_at_optim_grad_clip_and_validates_with_a_single_val_batch(tiny_world, tmp_path, monkeypatch):
+    """What ``train`` hands Lightning: the clip value of ``optim.grad_clip`` at every step, and validation
+    with ``limit_val_batches=1`` (mutation testing: no clip value, and validation needing 2 batches, survived)."""
+    from psfm.training.module import PretrainModule
+
+    clip_values = []
+    original = PretrainModule.configure_gradient_clipping
+
+    def record(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        clip_values.append(gradient_clip_val)
+        return original(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    monkeypatch.setattr(PretrainModule, "configure_gradient_clipping", record)
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=1, val_every_steps=2)
+    command = replace(command, optim=replace(command.optim, grad_clip=0.5))
+    metrics = train(command)
+    assert clip_values == [0.5, 0.5]
+    assert "val/loss" in metrics
