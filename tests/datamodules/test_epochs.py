@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from psfm.datamodules.datamodule import DataModuleConfig, ResumeMismatchError, SceneDataModule
+from psfm.datamodules.views import ViewSampling
+from psfm.errors import UsageError
 
 
 def _first_batch(loader, epoch: int):
@@ -168,3 +170,25 @@ def test_a_loader_that_has_not_run_yet_reports_the_start_of_its_epoch(scene_shar
     loader = datamodule.train_dataloader()
     assert loader.position() == (3, 0) and (loader.scenes_read, loader.scenes_skipped) == (0, 0)
     assert datamodule.state_dict() == {"epoch": 3, "consumed_batches": 0, "skipped_total": 0}
+
+
+def test_the_configured_image_size_and_view_count_reach_both_loaders(scene_shards):
+    """(mutation testing: ``image_size`` and ``views`` left at the loader's defaults survived.)"""
+    directory, _ = scene_shards
+    config = DataModuleConfig(
+        train=str(directory),
+        val=str(directory),
+        batch_size=2,
+        num_workers=0,
+        image_size=[24, 16],
+        views=ViewSampling(min_views=3, max_views=3),
+    )
+    datamodule = SceneDataModule(config)
+    for loader in (datamodule.train_dataloader(), datamodule.val_dataloader()):
+        assert next(iter(loader)).images.shape == (2, 3, 3, 24, 16)
+
+
+def test_samples_per_epoch_below_one_is_refused_naming_its_key():
+    """(mutation testing: ``samples_per_epoch`` left out of the check survived.)"""
+    with pytest.raises(UsageError, match=r"datamodule\.samples_per_epoch=0 cannot work: it must be at least 1"):
+        DataModuleConfig(samples_per_epoch=0)

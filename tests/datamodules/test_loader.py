@@ -16,11 +16,13 @@ from psfm.datamodules.batching import normalize_poses
 from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
+from psfm.datamodules.sample import build_sample
 from psfm.datamodules.shardlists import resolve_shards
 from psfm.datamodules.skips import SKIPS, NoUsableScenesError, SkipCounter
 from psfm.datamodules.stages import ResampledShards, ShuffleBuffer
 from psfm.datamodules.views import ViewSampling
-from psfm.geometry import look_at
+from psfm.datamodules.writer import ShardWriter
+from psfm.geometry import intrinsics_from_fov, look_at
 from psfm.types import MultiViewBatch
 from tests.conftest import write_scenes_with_views
 from tests.datamodules.shard_surgery import edit_first_meta, rewrite_first_member
@@ -98,6 +100,37 @@ def test_window_batches_come_in_capture_order_with_views_and_cameras_kept_togeth
     assert [b.view_ids.tolist() for b in batches] == [
         b.view_ids.tolist() for b in stream(urls, views=views, load_depth=True)
     ]
+
+
+def write_two_facing_groups(directory, num_scenes: int) -> None:
+    """Scenes of 12 views 1 m up along x: views 0-5 look along +x, views 6-11 along -x (no overlap between)."""
+    rng = np.random.default_rng(0)
+    with ShardWriter(directory, 4, info={"test": True}) as writer:
+        for index in range(num_scenes):
+            eyes = [np.array([0.1 * view, 0.0, 1.0]) for view in range(12)]
+            poses = [
+                look_at(eye, eye + np.array([1.0 if view < 6 else -1.0, 0.0, 0.0])) for view, eye in enumerate(eyes)
+            ]
+            images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(12)]
+            intrinsics = [intrinsics_from_fov(16, 16, 60.0)] * 12
+            writer.write(build_sample(f"scene_{index:04d}", images, intrinsics, poses, "gt", {"kind": "test"}))
+
+
+def test_the_loader_draws_targets_the_context_sees_when_target_overlap_is_set(tmp_path):
+    """``views.target_overlap`` reaches the batcher with each scene's cameras: no target faces away from the
+    context view; without it some do (mutation testing: the switch inverted, and the cameras dropped, survived)."""
+    write_two_facing_groups(tmp_path, 8)
+    urls = resolve_shards(str(tmp_path)).urls
+
+    def groups(views: ViewSampling) -> list[tuple[bool, ...]]:
+        """Per scene of every batch: does each target face the way the context view faces?"""
+        batches = [stream(urls, epoch, views=views, batch_size=2) for epoch in range(4)]
+        ids = [row for epoch in batches for batch in epoch for row in batch.view_ids.tolist()]
+        return [tuple((target < 6) == (row[0] < 6) for target in row[1:]) for row in ids]
+
+    covisible = groups(ViewSampling(4, 4, context_ratio=0.25, target_overlap=0.5))
+    assert len(covisible) == 32 and all(all(row) for row in covisible)
+    assert not all(all(row) for row in groups(ViewSampling(4, 4, context_ratio=0.25)))  # the test can fail
 
 
 def test_target_overlap_decodes_each_depth_map_once(scene_shards, monkeypatch):
