@@ -12,7 +12,7 @@ import torch
 
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.errors import MissingPathError, UsageError
-from psfm.training.resume import check_resumable, differences, newest_last_checkpoint
+from psfm.training.resume import check_resumable, differences, newest_last_checkpoint, resume_settings
 from psfm.training.train import check_data, train
 from tests.training.conftest import tiny_command
 
@@ -260,3 +260,15 @@ def test_train_clips_at_optim_grad_clip_and_validates_with_a_single_val_batch(ti
     metrics = train(command)
     assert clip_values == [0.5, 0.5]
     assert "val/loss" in metrics
+
+
+def test_local_data_is_compared_by_absolute_path_and_streamed_or_remote_data_as_typed(tmp_path, monkeypatch):
+    """The same folder typed from another working directory is the same data; a ``pipe:`` command or a URL
+    is not a path and must not become one (mutation testing: ``pipe:`` turned into a path survived)."""
+    monkeypatch.chdir(tmp_path)
+    command = tiny_command(Path("unused"), tmp_path)
+    sources = "world/train::pipe:cat /data/shard-{000..009}.tar::s3://bucket/shards"
+    command = replace(command, datamodule=replace(command.datamodule, train=sources))
+    assert resume_settings(command)["datamodule"]["train"] == "::".join(
+        [str(tmp_path / "world" / "train"), "pipe:cat /data/shard-{000..009}.tar", "s3://bucket/shards"]
+    )
