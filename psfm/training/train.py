@@ -45,8 +45,7 @@ def build_loggers(command: PretrainCommand, run_dir: Path) -> list:
 
         if command.logger.wandb not in ("offline", "online"):
             raise ValueError(f"logger.wandb must be offline, online or disabled, got {command.logger.wandb!r}")
-        id_file = run_dir / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else None
+        run_id = _stored_wandb_id(run_dir)
         logger = WandbLogger(
             project=command.logger.project,
             name=command.experiment,
@@ -217,10 +216,15 @@ def _remember_wandb_id(trainer: L.Trainer, run_dir: Path) -> None:
     logger's ``version`` is None, which was written as "None" and then given to every resume as the id.
     """
     for logger in trainer.loggers:
-        if type(logger).__name__ == "WandbLogger":
-            id_file = run_dir / "wandb_id.txt"
-            if not id_file.exists():
-                atomic_write_bytes(id_file, logger.experiment.id.encode())
+        if type(logger).__name__ == "WandbLogger" and _stored_wandb_id(run_dir) is None:
+            atomic_write_bytes(run_dir / "wandb_id.txt", logger.experiment.id.encode())
+
+
+def _stored_wandb_id(run_dir: Path) -> str | None:
+    """The id in ``wandb_id.txt``; None when there is none, or when it is the "None" older psfm wrote there."""
+    id_file = run_dir / "wandb_id.txt"
+    run_id = id_file.read_text().strip() if id_file.exists() else ""
+    return run_id if run_id and run_id != "None" else None
 
 
 os.environ.setdefault("WANDB_SILENT", "true")

@@ -48,16 +48,21 @@ def fit_one_epoch(directory: Path, tmp_path: Path, augment: bool = False) -> tup
     return trainer, datamodule
 
 
-def test_a_finite_epoch_that_reads_more_than_the_manifest_lists_says_so(scene_shards, tmp_path, caplog):
-    """``pretrain`` never compared what it read with the manifest; here a shard holds a scene it does not list."""
-    directory, keys = scene_shards
+def epoch_lines_with_one_scene_unlisted(directory, tmp_path, caplog) -> list[str]:
+    """The 'training epoch' warnings of one epoch over ``directory`` once its manifest lists one scene fewer."""
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["shards"][0]["num_samples"] -= 1
     manifest["num_samples"] -= 1
     (directory / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level("WARNING", logger="psfm.data"):
         fit_one_epoch(directory, tmp_path)
-    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("training epoch")]
+    return [record.getMessage() for record in caplog.records if record.getMessage().startswith("training epoch")]
+
+
+def test_a_finite_epoch_that_reads_more_than_the_manifest_lists_says_so(scene_shards, tmp_path, caplog):
+    """``pretrain`` never compared what it read with the manifest; here a shard holds a scene it does not list."""
+    directory, keys = scene_shards
+    lines = epoch_lines_with_one_scene_unlisted(directory, tmp_path, caplog)
     assert lines == [
         "training epoch 0 read 12 scenes and skipped 0, but the manifest lists 11: 1 scenes more than listed "
         "(a shard replaced after its manifest was written?)"
@@ -73,13 +78,7 @@ def test_an_epoch_with_skips_that_reads_more_than_listed_is_not_called_a_loss(tm
     views = [4, 1, 4, 4, 1, 4, 1, 4, 4, 4, 1, 4]  # four scenes below min_views=2, skipped and counted
     directory = tmp_path / "shards"
     write_scenes_with_views(directory, views)
-    manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["shards"][0]["num_samples"] -= 1
-    manifest["num_samples"] -= 1
-    (directory / "manifest.json").write_text(json.dumps(manifest))
-    with caplog.at_level("WARNING", logger="psfm.data"):
-        fit_one_epoch(directory, tmp_path)
-    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("training epoch")]
+    lines = epoch_lines_with_one_scene_unlisted(directory, tmp_path, caplog)
     assert lines == [
         "training epoch 0 read 8 scenes and skipped 4, but the manifest lists 11: 1 scenes more than listed "
         "(a shard replaced after its manifest was written?)"

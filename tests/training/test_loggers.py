@@ -35,6 +35,19 @@ def test_an_offline_wandb_run_lives_in_the_run_folder_and_a_resume_continues_it(
     assert runs and all(path.name.endswith(run_id) for path in runs)  # the same run, resumed
 
 
+def test_a_run_folder_holding_the_old_none_id_gets_a_real_one(tiny_world, tmp_path, monkeypatch):
+    """Run folders of older psfm hold "None" in ``wandb_id.txt``; resuming one must not pass id="None" on."""
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "wandb_id.txt").write_text("None")
+    command = replace(tiny_command(tiny_world, run_dir, max_steps=1, limit_val_batches=0), logger=LoggerConfig())
+    train(command)
+    run_id = (run_dir / "wandb_id.txt").read_text()
+    assert run_id != "None" and len(run_id) == 8
+    assert all(path.name.endswith(run_id) for path in (run_dir / "wandb").glob("offline-run-*"))
+
+
 def test_an_unknown_wandb_mode_is_refused_naming_the_choices(tmp_path):
     command = replace(tiny_command(Path("unused"), tmp_path), logger=LoggerConfig(wandb="offlne"))
     with pytest.raises(ValueError, match="logger.wandb must be offline, online or disabled, got 'offlne'"):
