@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -19,6 +20,8 @@ from psfm.datamodules.transforms import PhotometricAugmentation
 from psfm.datamodules.views import ViewSampling
 from psfm.errors import UsageError, require_at_least
 from psfm.types import MultiViewBatch
+
+log = logging.getLogger("psfm.data")
 
 
 @dataclass
@@ -120,11 +123,12 @@ class SceneDataModule(L.LightningDataModule):
         workers = self.config.num_workers
         epoch = self.train_epoch if train else self.val_epoch
         dataset = build_pipeline(shards.urls, options, epoch, workers, shards.scene_counts)
-        on_empty = None
-        if train:  # plain values, not a method: a loader pointing back at its datamodule would close a cycle,
-            # and a loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker
-            consumers = self._world_size() * workers
-            on_empty = partial(_no_batch, sources, shards.urls, self.config.views.min_views, consumers)
+        # plain values, not a method: a loader pointing back at its datamodule would close a cycle, and a
+        # loader in a cycle shuts its persistent workers down only at a gc pass, timing out 5 s a worker
+        consumers = self._world_size() * workers
+        on_empty = partial(
+            _no_batch if train else _no_val_batch, sources, shards.urls, self.config.views.min_views, consumers
+        )
         return EpochLoader(
             dataset,
             epoch,
@@ -216,3 +220,10 @@ def _no_batch(sources: str, urls: tuple[str, ...], min_views: int, consumers: in
     """A training epoch without one batch: stop (the trainer would begin the next, forever) and say why."""
     why = why_no_batch(urls, min_views, max(1, consumers))
     raise NoUsableScenesError(f"epoch {epoch} of the training data {sources!r} gave no batch: {why}")
+
+
+def _no_val_batch(sources: str, urls: tuple[str, ...], min_views: int, consumers: int, epoch: int) -> None:
+    """A validation epoch without one batch: training goes on, but the unseen-view metrics are missing, so say why
+    (Lightning would only skip the loop without a word)."""
+    why = why_no_batch(urls, min_views, max(1, consumers))
+    log.warning("validation epoch %d of %r gave no batch, so no val/ metric this epoch: %s", epoch, sources, why)

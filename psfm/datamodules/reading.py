@@ -139,7 +139,9 @@ class ShardReader:
                 yield scene
         except Exception as error:  # a shard that cannot be read is skipped and counted, never fatal
             if expected is not None and read >= expected:  # every listed scene arrived: nothing to count
-                log.warning("%s (every scene its manifest lists was read)", _lost(url, error, read, expected))
+                log.warning(
+                    "%s; all %d scenes its manifest lists were read, none lost", _lost(url, error, read, None), expected
+                )
             else:
                 SKIPS.add(
                     reason_of(error), _lost(url, error, read, expected), scenes=expected - read if expected else 1

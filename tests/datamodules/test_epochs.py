@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from psfm.datamodules.datamodule import DataModuleConfig, ResumeMismatchError, SceneDataModule
+from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.views import ViewSampling
 from psfm.errors import UsageError
+from tests.conftest import write_scenes_with_views
 
 
 def _first_batch(loader, epoch: int):
@@ -192,3 +194,32 @@ def test_samples_per_epoch_below_one_is_refused_naming_its_key():
     """(mutation testing: ``samples_per_epoch`` left out of the check survived.)"""
     with pytest.raises(UsageError, match=r"datamodule\.samples_per_epoch=0 cannot work: it must be at least 1"):
         DataModuleConfig(samples_per_epoch=0)
+
+
+def test_an_epoch_without_a_batch_says_why_training_stops_and_validation_warns(tmp_path, caplog):
+    """Every scene below ``views.min_views``: the training epoch stops naming the data and the bound, and the
+    validation epoch says the same in a warning instead of Lightning skipping its loop without a word.
+
+    (mutation testing: the bound passed as None, and a validation loader given a non-callable
+    ``on_empty``, survived.)
+    """
+    write_scenes_with_views(tmp_path / "short", [3, 3, 3])
+    source = str(tmp_path / "short")
+    config = DataModuleConfig(
+        train=source,
+        val=source,
+        batch_size=2,
+        num_workers=0,
+        image_size=[16, 16],
+        augment=False,
+        resampled=False,
+        views=ViewSampling(4, 4),
+    )
+    datamodule = SceneDataModule(config)
+    why = "all 3 of its scenes have fewer than views.min_views=4 views ({3: 3} views/scene)"
+    with pytest.raises(NoUsableScenesError) as raised:
+        list(datamodule.train_dataloader())
+    assert str(raised.value) == f"epoch 0 of the training data {source!r} gave no batch: {why}"
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        assert list(datamodule.val_dataloader()) == []
+    assert f"validation epoch 0 of {source!r} gave no batch, so no val/ metric this epoch: {why}" in caplog.text

@@ -207,6 +207,21 @@ def test_an_endless_stream_of_missing_shards_stops_after_its_draw_limit_naming_t
     fresh_skips.drain()  # the 200 skips counted here are this test's, not the next test's
 
 
+def test_the_draw_limit_restarts_at_every_batch_so_a_long_epoch_over_mostly_missing_shards_runs(tmp_path, fresh_skips):
+    """The limit counts fruitless draws *in a row*: an epoch that needs more draws in all than the limit,
+    with a batch every few draws, runs to its end.
+
+    (mutation testing: the batching stage never told of its batches, so the count ran over the whole
+    epoch and stopped a readable stream at draw 100, survived.)
+    """
+    write_scenes_with_views(tmp_path / "good", [4, 4, 4])  # one shard of three scenes
+    urls = [str(tmp_path / "good" / "shard-000000.tar")] + [str(tmp_path / f"gone-{i}.tar") for i in range(7)]
+    batches = stream(urls, resampled=True, batches_per_epoch=40, batch_size=3)
+    assert len(batches) == 40
+    assert fresh_skips.reasons["FileNotFoundError"] > 100  # more fruitless draws in all than the limit
+    fresh_skips.drain()
+
+
 def test_same_seed_and_epoch_same_stream_other_epoch_other_order(scene_shards):
     directory, _ = scene_shards
     urls = resolve_shards(str(directory)).urls

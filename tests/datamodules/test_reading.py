@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from psfm.datamodules import reading
 from psfm.datamodules.datamodule import SceneDataModule
 from psfm.datamodules.skips import SKIPS
 from tests.datamodules.shard_surgery import cut_before_scene, finite_config, insert_member
@@ -120,3 +121,31 @@ def test_the_bytes_of_a_path_member_are_never_read(scene_shards, monkeypatch):
     assert "../evil" not in extracted and len(extracted) == sum(len(scene.members) for scene in scenes)
     assert [member.name for member in scenes[0].foreign] == ["../evil"]
     assert not any(b"EVIL" in data for scene in scenes for data in scene.members.values())
+
+
+def test_a_shard_that_fails_after_every_listed_scene_warns_and_counts_nothing(
+    scene_shards, fresh_skips, caplog, monkeypatch
+):
+    """An error past the last listed scene (a broken end-of-archive, a pipe that exits non-zero) loses
+    nothing: every scene is delivered, no skip is counted, and the warning says what was read.
+
+    (mutation testing: the warning's arguments shifted, so it read "after 3 scenes" with no count
+    compared, survived.)
+    """
+    directory, keys = scene_shards
+    shard = directory / "shard-000003.tar"  # scenes 9, 10, 11
+    real_group_scenes = reading.group_scenes
+
+    def then_fail(url, stream):
+        yield from real_group_scenes(url, stream)
+        if url == str(shard):
+            raise OSError(f"{url}: end of archive unreadable")
+
+    monkeypatch.setattr(reading, "group_scenes", then_fail)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == keys and skipped == 0 and not reasons
+    assert (
+        f"OSError: {shard}: end of archive unreadable after 3 scenes; "
+        "all 3 scenes its manifest lists were read, none lost" in caplog.text
+    )
