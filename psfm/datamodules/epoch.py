@@ -8,6 +8,8 @@ writes into a ``multiprocessing.Value`` that persistent workers read when each e
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 
 from torch.utils.data import DataLoader
@@ -90,6 +92,12 @@ class EpochLoader(DataLoader):
             return self.epoch + 1, 0
         return self.epoch, self.consumed
 
+    def _get_iterator(self):
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        with inherited_garbage_left_alone():  # the workers are forked here
+            return super()._get_iterator()
+
     def __iter__(self):
         iterator = super().__iter__()
         self.epoch = self.shared_epoch.get()
@@ -119,6 +127,25 @@ class EpochLoader(DataLoader):
     def _book(self, batch) -> None:
         self.scenes_read += len(getattr(batch, "scene_keys", ()))
         self.scenes_skipped += getattr(batch, "skipped", 0)
+
+
+@contextlib.contextmanager
+def inherited_garbage_left_alone():
+    """Fork loader workers with this process's garbage collected, and what they inherit frozen.
+
+    A forked worker holds copies of every object of its parent, garbage in reference cycles included,
+    but none of its parent's threads. Collecting such garbage in the worker runs finalizers that may wait
+    on those threads: a PyAV video frame left in a cycle (a video converted earlier in the same process)
+    deadlocked every worker in ``pthread_cond_destroy`` of FFmpeg's thread pool, and the epoch hung. So
+    the parent collects first, while its threads live, and ``gc.freeze`` keeps the workers' collector off
+    everything they inherit (which also spares those pages copy-on-write). The parent unfreezes at once.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _ignore_epoch(epoch: int) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import os
 from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils.data import IterableDataset
 
 from psfm.datamodules.datamodule import DataModuleConfig, ResumeMismatchError, SceneDataModule
+from psfm.datamodules.epoch import EpochLoader, SharedEpoch
 from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.views import ViewSampling
 from psfm.errors import UsageError
@@ -223,3 +227,37 @@ def test_an_epoch_without_a_batch_says_why_training_stops_and_validation_warns(t
     with caplog.at_level("WARNING", logger="psfm.data"):
         assert list(datamodule.val_dataloader()) == []
     assert f"validation epoch 0 of {source!r} gave no batch, so no val/ metric this epoch: {why}" in caplog.text
+
+
+class _FinalizedInACycle:
+    """Garbage the moment it is made (only its own cycle holds it); its finalizer names the process that
+    collected it."""
+
+    def __init__(self, marker):
+        self.marker, self.itself = marker, self
+
+    def __del__(self):
+        with open(self.marker, "a") as file:
+            file.write(f"{os.getpid()}\n")
+
+
+class _CollectingDataset(IterableDataset):
+    def __iter__(self):
+        gc.collect()  # the worker's collector runs, as it does on its own in any long epoch
+        yield torch.zeros(1)
+
+
+def test_loader_workers_never_collect_the_garbage_they_inherit(tmp_path):
+    """Finalizers of inherited garbage run in the parent, never in a forked worker, where the threads they may
+    wait on do not exist: a PyAV frame left in a cycle by a video conversion deadlocked every worker.
+    """
+    marker = tmp_path / "collected_by"
+    gc.disable()  # the cycle must still exist when the workers fork
+    try:
+        _FinalizedInACycle(marker)
+        loader = EpochLoader(_CollectingDataset(), SharedEpoch(), num_workers=1, batch_size=None)
+        assert len(list(loader)) == 1
+    finally:
+        gc.enable()
+    gc.collect()
+    assert marker.read_text().split() == [str(os.getpid())]
