@@ -178,7 +178,12 @@ def train(cfg: DictConfig | PretrainCommand) -> dict[str, float]:
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(command)).encode())
         _remember_wandb_id(trainer, run_dir)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+    failed = True
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint, weights_only=True)
+        failed = False
+    finally:
+        _finish_wandb(trainer, failed)
     seconds = time.perf_counter() - start
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
     metrics.update(
@@ -218,6 +223,15 @@ def _remember_wandb_id(trainer: L.Trainer, run_dir: Path) -> None:
     for logger in trainer.loggers:
         if type(logger).__name__ == "WandbLogger" and _stored_wandb_id(run_dir) is None:
             atomic_write_bytes(run_dir / "wandb_id.txt", logger.experiment.id.encode())
+
+
+def _finish_wandb(trainer: L.Trainer, failed: bool) -> None:
+    """End the wandb run this job started. Lightning leaves it open, and a later ``WandbLogger`` in the same
+    process reuses an open run: a second ``train`` (a sweep, a notebook, the tests) logged into the first
+    job's run, in the first job's folder."""
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:  # started on this rank
+            logger._experiment.finish(exit_code=1 if failed else 0)
 
 
 def _stored_wandb_id(run_dir: Path) -> str | None:

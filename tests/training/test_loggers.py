@@ -32,7 +32,21 @@ def test_an_offline_wandb_run_lives_in_the_run_folder_and_a_resume_continues_it(
     assert train(command)["global_step"] == 3
     assert (run_dir / "wandb_id.txt").read_text() == run_id
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))  # offline-run-<start time>-<id>: one per start
-    assert runs and all(path.name.endswith(run_id) for path in runs)  # the same run, resumed
+    assert len(runs) == 2 and all(path.name.endswith(run_id) for path in runs)  # the same run, resumed
+
+
+def test_two_jobs_in_one_process_log_to_two_wandb_runs_each_in_its_own_folder(tiny_world, tmp_path, monkeypatch):
+    """Lightning leaves the wandb run open; a second job in the same process (a sweep, a notebook) logged
+    into the first job's run and folder, and its own folder got no wandb run at all."""
+    monkeypatch.chdir(tmp_path)
+    ids = []
+    for name in ("first", "second"):
+        run_dir = tmp_path / name
+        train(replace(tiny_command(tiny_world, run_dir, max_steps=1, limit_val_batches=0), logger=LoggerConfig()))
+        ids.append((run_dir / "wandb_id.txt").read_text())
+        runs = list((run_dir / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1 and runs[0].name.endswith(ids[-1]), name
+    assert ids[0] != ids[1]
 
 
 def test_a_run_folder_holding_the_old_none_id_gets_a_real_one(tiny_world, tmp_path, monkeypatch):
