@@ -4,8 +4,8 @@ Usage: ``python benchmarks/mutation_sample.py FRACTION [path ...] [--seed N]`` f
 mutmut has generated the mutants (``benchmarks/mutation.sh`` does: ``MUTMUT_SAMPLE=0.1 bash
 benchmarks/mutation.sh ...``). Prints one mutant name per line: ``FRACTION`` of each module's mutants (at
 least one), drawn uniformly without replacement, so a sample score estimates the module's full score. The
-sample is stratified by module, and the same seed draws the same mutants, so a re-run after new tests
-re-tests the same ones.
+sample is stratified by module, and the same seed draws the same mutants of a module whose code did not
+change, so a re-run after new tests re-tests the same ones.
 """
 
 from __future__ import annotations
@@ -20,13 +20,25 @@ from mutation_summary import metas
 
 
 def sample(paths: list[str], fraction: float, seed: int) -> list[str]:
-    rng = random.Random(seed)
+    # one generator per module, seeded by the seed and the module's path: a module whose code changes (and so
+    # gains or loses mutants) redraws its own sample only, not every module after it
     chosen: list[str] = []
     for meta in metas(paths):
         keys = sorted(json.loads(meta.read_text())["exit_code_by_key"])
         if keys:
+            rng = random.Random(f"{seed}:{meta.as_posix()}")
             chosen += sorted(rng.sample(keys, max(1, math.ceil(fraction * len(keys)))))
     return chosen
+
+
+def to_retest(names: list[str]) -> list[str]:
+    """The sampled mutants whose verdict new tests can change: not checked yet, or not caught. A caught mutant
+    stays caught while tests are only added (mutmut clears the verdicts of a function whose code changed);
+    delete ./mutants/ after removing or weakening a test."""
+    verdicts: dict[str, int | None] = {}
+    for meta in metas([]):
+        verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return [name for name in names if verdicts.get(name) != 1]
 
 
 def main() -> int:
@@ -34,6 +46,7 @@ def main() -> int:
     parser.add_argument("fraction", type=float, help="share of each module's mutants, in (0, 1]")
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--retest", help="also write the sampled mutants not caught yet (to_retest) to this file")
     args = parser.parse_args()
     if not 0 < args.fraction <= 1:
         parser.error(f"fraction must be in (0, 1], got {args.fraction}")
@@ -44,6 +57,9 @@ def main() -> int:
         )
         return 1
     print("\n".join(names))
+    if args.retest:
+        with open(args.retest, "w") as file:
+            file.write("".join(f"{name}\n" for name in to_retest(names)))
     return 0
 
 
