@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from psfm.datamodules.skips import NoUsableScenesError
 from psfm.datamodules.views import ViewSampling
 from psfm.errors import UsageError
 from tests.conftest import write_scenes_with_views
+from tests.datamodules.shard_surgery import rewrite_first_member
 
 
 def _first_batch(loader, epoch: int):
@@ -227,6 +229,27 @@ def test_an_epoch_without_a_batch_says_why_training_stops_and_validation_warns(t
     with caplog.at_level("WARNING", logger="psfm.data"):
         assert list(datamodule.val_dataloader()) == []
     assert f"validation epoch 0 of {source!r} gave no batch, so no val/ metric this epoch: {why}" in caplog.text
+
+
+def test_usable_scenes_that_reach_no_batch_are_explained_with_this_loaders_consumer_count(tmp_path, caplog):
+    """A scene with enough views whose image fails to decode: the message counts the loader's consumers as
+    ranks x workers with at least one (a loader without workers is one consumer), for training and validation
+    alike (mutation testing: ``max(2, consumers)`` in the validation warning survived)."""
+    write_scenes_with_views(tmp_path / "bad", [4])
+    rewrite_first_member(tmp_path / "bad" / "shard-000000.tar", ".000.rgb.png", lambda data: data[: len(data) // 3])
+    source = str(tmp_path / "bad")
+    config = DataModuleConfig(
+        train=source, val=source, batch_size=1, num_workers=0, image_size=[16, 16], augment=False, resampled=False
+    )
+    config.views = ViewSampling(4, 4)
+    datamodule = SceneDataModule(config)
+    why = "1 of its 1 scenes have views.min_views=4 views or more, yet none reached this loader: fewer shards (1) "
+    why += "than ranks x workers (1), or images that fail to decode"
+    with pytest.raises(NoUsableScenesError, match=re.escape(why)):
+        list(datamodule.train_dataloader())
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        assert list(datamodule.val_dataloader()) == []
+    assert why in caplog.text
 
 
 class _FinalizedInACycle:

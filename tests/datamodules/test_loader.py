@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import math
+import random
 import re
 import tarfile
+from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -144,6 +147,36 @@ def test_target_overlap_decodes_each_depth_map_once(scene_shards, monkeypatch):
     batches = stream(resolve_shards(str(scene_shards[0])).urls, views=views, load_depth=True)
 
     assert len(calls) == sum(batch.num_views * batch.batch_size for batch in batches) == len(set(calls))
+
+
+def test_overlap_scoring_reads_the_reference_depth_only_in_pose_units_and_only_where_it_is_known(
+    scene_shards, monkeypatch
+):
+    """The reference view's median depth places the covisibility test points, so it is used only where depth
+    and poses share units (``metric_scale`` not ``none``) and only from pixels with a depth; a view without
+    one falls back to ``views.overlap_depth`` (mutation testing: the ``none`` test never matching, and the
+    median of an empty map, NaN, survived)."""
+    from psfm.datamodules.batching import SceneBatcher
+    from psfm.datamodules.codecs import encode_depth
+    from psfm.datamodules.reading import ShardReader
+    from psfm.datamodules.stages import parse_scene
+
+    url = resolve_shards(str(scene_shards[0])).urls[0]
+    scene = parse_scene(next(iter(ShardReader()(iter([{"url": url}])))))
+    given = []
+    monkeypatch.setattr(
+        ViewSampling, "select", lambda self, rng, available, n, cameras=None, depth=None: given.append(depth) or [0, 1]
+    )
+    batcher = SceneBatcher(1, ViewSampling(2, 2, target_overlap=0.3), (16, 16), SharedEpoch(0), load_depth=True)
+
+    batcher.select(scene, 2, random.Random(0))
+    assert scene.meta.metric_scale == "none" and given == [None]  # SfM units: a depth in metres would misplace
+    scene.meta = replace(scene.meta, metric_scale="gt")
+    batcher.select(scene, 2, random.Random(0))
+    reference_depth = given[-1]
+    assert [reference_depth(view) for view in range(3)] == pytest.approx([1.0, 2.0, 3.0])  # view i: 1 + i metres
+    scene.members[scene.meta.views[1].depth] = encode_depth(np.zeros((16, 16), np.float32))
+    assert reference_depth(1) is None
 
 
 def test_normalized_poses_give_back_the_metric_ones():
@@ -298,6 +331,19 @@ def test_resampled_shard_draws_follow_the_seed():
     assert draws(0) == draws(0) and draws(0) != draws(1)
 
 
+def test_the_loader_seed_reaches_the_resampled_shard_draws(scene_shards):
+    """With no shuffle buffer the scene order is the shard draws' alone: another ``seed`` must give another one
+    (mutation testing: ``build_pipeline`` handing the resampler ``None`` for the seed survived)."""
+    urls = resolve_shards(str(scene_shards[0])).urls
+
+    def scene_order(seed: int) -> list[str]:
+        batches = stream(urls, seed=seed, batch_size=2, views=ViewSampling(2, 3), resampled=True, batches_per_epoch=8)
+        return [key for batch in batches for key in batch.scene_keys]
+
+    assert scene_order(0) == scene_order(0)
+    assert scene_order(0) != scene_order(1) and scene_order(1) != scene_order(2)
+
+
 def test_shuffle_buffer_order_follows_the_epoch():
     """Shuffled by (seed, epoch): another epoch reorders the scenes, the same epoch repeats its order."""
 
@@ -308,6 +354,9 @@ def test_shuffle_buffer_order_follows_the_epoch():
     assert order(0) == order(0)
     assert order(0) != order(1) and order(1) != order(2)
     assert order(0) != order(0, seed=1)
+    # the smallest buffer that shuffles holds two (mutation testing: `size <= 2` passing the stream through survived)
+    pairwise = list(ShuffleBuffer(2, SharedEpoch(0), 0)(iter(range(40))))
+    assert sorted(pairwise) == list(range(40)) and pairwise != list(range(40))
 
 
 def test_skip_counter_drains_what_is_pending_and_keeps_the_total():
@@ -344,6 +393,7 @@ def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, ca
     shards[2].write_bytes(shards[2].read_bytes()[:1500])  # a tar cut mid-member
     views = ViewSampling(6, 6)  # every view is decoded, so the truncated image is always hit
     urls = [*map(str, shards), str(directory / "missing.tar")]
+    before = Counter(fresh_skips.reasons)
     with caplog.at_level("WARNING", logger="psfm.data"):
         batches = stream(urls, views=views)
     delivered = [k for b in batches for k in b.scene_keys]
@@ -351,6 +401,8 @@ def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, ca
     assert len(delivered) == len(set(delivered))
     assert set(delivered) >= set(keys[9:])  # the untouched shard arrives whole
     assert len(delivered) <= len(keys) - 3 and skipped >= 4  # three broken scenes + the missing shard
+    # each counted under its reason (mutation testing: the truncated image counted under None survived)
+    assert fresh_skips.since(before)["decode"] == 1
     log = caplog.text
     assert "000.rgb.png" in log and "cannot decode image" in log
     assert "missing field 'pose_source'" in log

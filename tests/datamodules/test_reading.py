@@ -6,6 +6,7 @@ fixture (4 shards of 3, with a manifest), and checks that every scene is either 
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
 from collections import Counter
@@ -102,6 +103,43 @@ def test_each_foreign_member_is_named_with_what_it_is(scene_shards, fresh_skips,
     assert sorted(delivered) == [key for key in keys if key != keys[3]]
     assert skipped == 1 and reasons == {reason: 1}
     assert f"{shard}:{keys[3]}: member(s) outside the format, never read: {name!r} ({what})" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "what"),
+    [
+        (tarfile.SYMTYPE, "a symlink"),
+        (tarfile.LNKTYPE, "a hard link"),
+        (tarfile.DIRTYPE, "a directory"),
+        (tarfile.FIFOTYPE, "a special file"),  # a FIFO, like a device: no kind of its own in the message
+    ],
+)
+def test_a_member_that_is_not_a_file_is_named_with_its_kind(scene_shards, fresh_skips, caplog, kind, what):
+    """(mutation testing: the fallback words "special file" dropped survived.)"""
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"
+    insert_member(shard, ".meta.json", "thing", b"", kind)
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == [key for key in keys if key != keys[3]]
+    assert skipped == 1 and reasons == {"unsafe_member": 1}
+    assert f"{shard}:{keys[3]}: member(s) outside the format, never read: 'thing' ({what}, not a file)" in caplog.text
+
+
+def test_a_shard_of_foreign_members_only_loses_its_listed_scenes_as_unsafe(scene_shards, fresh_skips, caplog):
+    """A tar holding no scene, only a path member, counts the scenes its manifest lists under the member's reason
+    (mutation testing: the reason dropped, which counted them under the error's class name, survived)."""
+    directory, keys = scene_shards
+    shard = directory / "shard-000001.tar"
+    with tarfile.open(shard, "w") as tar:
+        info = tarfile.TarInfo("../evil")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"EVIL"))
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        delivered, skipped, reasons = read_epoch(directory)
+    assert sorted(delivered) == keys[:3] + keys[6:]
+    assert skipped == 3 and reasons == {"unsafe_member": 3}
+    assert f"{shard}: holds no scene, only members outside the format ('../evil')" in caplog.text
 
 
 def test_the_bytes_of_a_path_member_are_never_read(scene_shards, monkeypatch):

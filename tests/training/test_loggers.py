@@ -66,3 +66,13 @@ def test_an_unknown_wandb_mode_is_refused_naming_the_choices(tmp_path):
     command = replace(tiny_command(Path("unused"), tmp_path), logger=LoggerConfig(wandb="offlne"))
     with pytest.raises(ValueError, match="logger.wandb must be offline, online or disabled, got 'offlne'"):
         build_loggers(command, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_each_wandb_mode_builds_a_logger_of_that_mode(tmp_path, mode):
+    """Built only (an online run would reach for the network when it starts): the mode reaches the logger
+    (mutation testing: "online" refused, and the offline flag lost, survived)."""
+    command = replace(tiny_command(Path("unused"), tmp_path), logger=LoggerConfig(wandb=mode))
+    csv, wandb = build_loggers(command, tmp_path)
+    assert type(csv).__name__ == "CSVLogger" and type(wandb).__name__ == "WandbLogger"
+    assert wandb._offline is (mode == "offline") and wandb.save_dir == str(tmp_path)

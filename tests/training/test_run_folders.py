@@ -238,8 +238,10 @@ def test_a_validation_folder_is_not_checked_when_validation_is_off(tiny_world, t
     validation on it does, naming the key (mutation testing: the val rule never matching survived)."""
     config = replace(tiny_command(tiny_world, tmp_path).datamodule, val=str(tmp_path / "no_such_val"))
     check_data(config, validate=False)
-    with pytest.raises(MissingPathError, match="datamodule.val"):
+    with pytest.raises(MissingPathError, match="datamodule.val") as raised:
         check_data(config, validate=True)
+    message = str(raised.value)  # the error, then the way out (mutation testing: the separator lost survived)
+    assert message.endswith("or a glob); datamodule.val=null trains without validation"), message
 
 
 def test_train_clips_at_optim_grad_clip_and_validates_with_a_single_val_batch(tiny_world, tmp_path, monkeypatch):
@@ -255,11 +257,21 @@ def test_train_clips_at_optim_grad_clip_and_validates_with_a_single_val_batch(ti
         return original(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     monkeypatch.setattr(PretrainModule, "configure_gradient_clipping", record)
+    validated = []
+    validation_step = PretrainModule.validation_step
+    monkeypatch.setattr(
+        PretrainModule,
+        "validation_step",
+        lambda self, *a, **k: validated.append(self.global_step) or validation_step(self, *a, **k),
+    )
     command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=1, val_every_steps=2)
     command = replace(command, optim=replace(command.optim, grad_clip=0.5))
     metrics = train(command)
     assert clip_values == [0.5, 0.5]
     assert "val/loss" in metrics
+    # one validation batch, after step 2, and no sanity check before training: its batch would cost a
+    # validation stream start for nothing, as its metrics are discarded (mutation testing: 1 sanity step survived)
+    assert validated == [2]
 
 
 def test_local_data_is_compared_by_absolute_path_and_streamed_or_remote_data_as_typed(tmp_path, monkeypatch):

@@ -115,6 +115,22 @@ def test_scattered_nan_steps_never_stop_the_run_however_many(tiny_world, tmp_pat
     assert metrics["nan_steps"] == 4  # still counted in total, for the logs
 
 
+def test_trainer_settings_reach_lightning_and_the_summary_times_the_run(tiny_world, tmp_path, monkeypatch):
+    """Two micro-batches per optimizer step make 2 steps out of 4 forward passes; ``trainer.compile`` compiles
+    the transformer blocks (recorded here, not run: compiling takes minutes on a CPU); the returned summary
+    carries the run's wall time (mutation testing: each of the three dropped on its way survived)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: compiled.append(type(self).__name__))
+    command = tiny_command(
+        tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0, accumulate_grad_batches=2, compile=True
+    )
+    record = _poison(set(), monkeypatch)
+    metrics = train(command)
+    assert metrics["global_step"] == 2 and record["calls"] == 4
+    assert compiled and set(compiled) <= {"Block", "TransformerBlock", "CrossAttentionBlock"}, compiled
+    assert 0 < metrics["seconds"] < 600
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tiny_world, tmp_path):
     command = tiny_command(tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0)
     train(command)
@@ -204,14 +220,18 @@ def test_random_init_twin_redraws_what_psfm_trained_and_keeps_a_frozen_backbone(
     assert torch.equal(random_init_twin(tmp_path, seed=0).encoder.latent.queries, twin.latent.queries)  # seeded
 
 
-def test_the_posed_context_ablation_trains_and_is_not_exported(tiny_world, tmp_path):
-    """It needs camera rays PSFM's objective gives it; images-only users (export, online probe) cannot."""
+def test_the_posed_context_ablation_trains_and_is_not_exported(tiny_world, tmp_path, caplog):
+    """It needs camera rays PSFM's objective gives it; images-only users (export, online probe) cannot, and
+    are told so (mutation testing: either warning's words lost survived)."""
     command = tiny_command(tiny_world, tmp_path / "run", max_steps=3)
     command.model.encoder.posed_context = True
     command.online_probe.every_steps = 2
-    metrics = train(command)
+    with caplog.at_level("WARNING", logger="psfm"):
+        metrics = train(command)
     assert metrics["global_step"] == 3 and metrics["nan_steps"] == 0
     assert not (tmp_path / "run" / "export").exists()
+    assert "online_probe is off: a posed_context encoder needs camera rays the probes do not give it" in caplog.text
+    assert "not exported: a posed_context encoder (an ablation) cannot encode images alone" in caplog.text
 
 
 def test_a_depth_input_encoder_trains_probes_online_and_exports_what_it_reads(tiny_world, tmp_path):
