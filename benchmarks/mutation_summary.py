@@ -59,8 +59,8 @@ def main() -> int:
             codes = {key: code for key, code in codes.items() if key in only}
         counts = Counter(STATUS.get(code, "suspicious") for code in codes.values())
         counts["mutants"] = len(codes)
-        if counts["not checked"] == len(codes):
-            continue  # a module of the folder that was not run (or has no mutants)
+        if not codes or (only is None and counts["not checked"] == len(codes)):
+            continue  # a module with no (sampled) mutants, or one of the folder that was not run
         total += counts
         survivors += [f"{key}: {STATUS.get(c, 'suspicious')}" for key, c in codes.items() if c not in (1, 3, None)]
         module = str(meta.relative_to("mutants")).removesuffix(".meta")

@@ -21,6 +21,17 @@ from psfm.geometry import look_at
 from tests.conftest import synthetic_scene
 
 
+def test_axis_angle_matrix_turns_right_handed():
+    """A quarter turn about +z takes +x to +y (mutation testing: the sine's sign flipped, a turn the other way,
+    survived: the noise draws its angles symmetrically, so only this pins the convention)."""
+    from psfm.datamodules.pose_noise import axis_angle_matrix
+
+    turn = axis_angle_matrix(np.array([0.0, 0.0, 1.0]), math.pi / 2)
+    assert turn @ np.array([1.0, 0.0, 0.0]) == pytest.approx([0.0, 1.0, 0.0], abs=1e-12)
+    tilt = axis_angle_matrix(np.array([1.0, 0.0, 0.0]), 0.3)  # about +x: +y towards +z
+    assert tilt @ np.array([0.0, 1.0, 0.0]) == pytest.approx([0.0, math.cos(0.3), math.sin(0.3)], abs=1e-12)
+
+
 def scene_poses(num_views: int, seed: int) -> np.ndarray:
     """Normalized-looking poses [V, 4, 4]: view 0 the identity, the others around it."""
     rng = np.random.default_rng(seed)

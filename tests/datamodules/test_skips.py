@@ -110,3 +110,15 @@ def test_an_error_from_a_worker_keeps_only_the_message_of_the_error_raised_last(
     chained = _reraised_from_a_worker("no usable scene in 100 shard draws", cause="an earlier cause")
     assert str(chained) == "no usable scene in 100 shard draws"
     assert str(NoUsableScenesError("no usable scene: plain")) == "no usable scene: plain"  # raised in this process
+    # only torch's rebuilt message is cut: one of our own that quotes the marker, or that starts with
+    # "Caught " without it, stays whole (mutation testing: `and` -> `or` survived)
+    quoting = "epoch 0 gave no batch: NoUsableScenesError: every shard missing"
+    assert str(NoUsableScenesError(quoting)) == quoting
+    assert str(NoUsableScenesError("Caught up: no scene left")) == "Caught up: no scene left"
+
+
+def test_describe_names_an_error_without_a_message_by_its_repr():
+    """(mutation testing: always taking ``args[0]``, an IndexError on an error raised bare, survived.)"""
+    assert skips.describe(ValueError()) == "ValueError: ValueError()"
+    assert skips.describe(KeyError(3)) == "KeyError: KeyError(3)"  # no string argument either
+    assert skips.describe(OSError("bad header", "a.tar")) == "OSError: bad header (in a.tar)"

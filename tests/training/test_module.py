@@ -210,3 +210,21 @@ def test_each_rank_resumes_its_own_rng_state_and_another_world_size_rank_zeros(w
         torch.set_rng_state(before[0])
         random.setstate(before[1])
     assert module.nan_steps == 3
+
+
+def test_a_cpu_checkpoint_resumed_on_a_cuda_machine_leaves_the_cuda_generators_alone(monkeypatch):
+    """A checkpoint saved without CUDA holds no CUDA generator states; restoring that empty list would fail
+    (mutation testing: `and` -> `or` before ``set_rng_state_all`` survived on this CPU-only box)."""
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    module = ema_module(batches=1, accumulate=1)
+    before = torch.get_rng_state(), random.getstate()
+    try:
+        module.on_load_checkpoint({"rng": {"torch": before[0], "python": list(before[1][1]), "cuda": []}})
+        assert restored == []
+        module.on_load_checkpoint({"rng": {"torch": before[0], "python": list(before[1][1]), "cuda": ["state"]}})
+        assert restored == [["state"]]
+    finally:
+        torch.set_rng_state(before[0])
+        random.setstate(before[1])
