@@ -225,6 +225,9 @@ def test_a_cpu_checkpoint_resumed_on_a_cuda_machine_leaves_the_cuda_generators_a
         assert restored == []
         module.on_load_checkpoint({"rng": {"torch": before[0], "python": list(before[1][1]), "cuda": ["state"]}})
         assert restored == [["state"]]
+        module.nan_steps = 4
+        module.on_load_checkpoint({})  # a checkpoint without the NaN count (older psfm) starts it at 0
+        assert module.nan_steps == 0
     finally:
         torch.set_rng_state(before[0])
         random.setstate(before[1])

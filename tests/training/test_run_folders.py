@@ -205,9 +205,22 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_without_running_it(
     (mutation testing: ``weights_only=False`` survived)."""
     marker, path = tmp_path / "code_ran", tmp_path / "foreign.ckpt"
     torch.save({"hyper_parameters": {"model": {}}, "payload": _RunsOnLoad(marker)}, path)
-    with pytest.raises(UsageError, match="foreign.ckpt: not a readable psfm checkpoint"):
+    # named with the loader's own error (mutation testing: the error's class name lost survived)
+    with pytest.raises(UsageError, match=r"foreign.ckpt: not a readable psfm checkpoint \(UnpicklingError: "):
         check_resumable(path, model={}, settings={})
     assert not marker.exists()
+
+
+def test_a_checkpoint_from_before_the_stored_settings_is_checked_on_its_optimizer(tmp_path):
+    """Older checkpoints hold no resume settings, only the optimizer's in their hyperparameters: the same one
+    resumes, another is named (mutation testing: that fallback under another section name survived)."""
+    path = tmp_path / "old.ckpt"
+    torch.save({"hyper_parameters": {"model": {"dim": 8}, "optim": {"lr": 0.001}}}, path)
+    settings = {"optim": {"lr": 0.001}, "datamodule": {"batch_size": 4}}
+    assert check_resumable(path, model={"dim": 8}, settings=settings) == []
+    settings["optim"]["lr"] = 0.01
+    with pytest.raises(UsageError, match=r"optim.lr: 0.001 in the checkpoint, 0.01 now"):
+        check_resumable(path, model={"dim": 8}, settings=settings)
 
 
 def test_differences_name_keys_present_on_one_side_only():
