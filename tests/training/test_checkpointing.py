@@ -206,3 +206,28 @@ def test_stored_paths_move_only_when_resuming_from_this_folder(tmp_path, resumed
     else:  # Lightning's behaviour: another folder's records are not this run's, only best_model_path is read
         assert (callback.best_model_path, callback.last_model_path) == (os.path.join(old, "best.ckpt"), "")
         assert callback.best_k_models == {}
+
+
+@pytest.mark.parametrize(
+    ("saved_step", "last_exists", "saves"),
+    [(6, True, 0), (6, False, 1), (4, True, 1), (4, False, 1)],
+)
+def test_the_final_checkpoint_is_written_only_when_the_last_one_is_not_of_this_step(
+    tmp_path, saved_step, last_exists, saves
+):
+    """At the end of a 6-step run: no second save of the step the interval just saved, but a save when the
+    interval saved an earlier step or ``last.ckpt`` is gone (mutation testing: the existence test inverted,
+    which saved every finished run twice, survived)."""
+    from types import SimpleNamespace
+
+    from psfm.training.checkpointing import FinalCheckpoint
+
+    periodic = RunFolderCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    periodic._last_global_step_saved = saved_step
+    if last_exists:
+        (tmp_path / "last.ckpt").write_bytes(b"step 6")
+    written = []
+    trainer = SimpleNamespace(global_step=6, save_checkpoint=written.append)
+    FinalCheckpoint(periodic).on_train_end(trainer, None)
+    assert written == [tmp_path / "last.ckpt"] * saves
+    assert periodic._last_global_step_saved == 6  # the step last.ckpt now holds
