@@ -76,3 +76,4 @@ def test_each_wandb_mode_builds_a_logger_of_that_mode(tmp_path, mode):
     csv, wandb = build_loggers(command, tmp_path)
     assert type(csv).__name__ == "CSVLogger" and type(wandb).__name__ == "WandbLogger"
     assert wandb._offline is (mode == "offline") and wandb.save_dir == str(tmp_path)
+    assert (wandb._project, wandb._name) == ("psfm", "test")  # logger.project, and the experiment as the run name

@@ -297,3 +297,14 @@ def test_local_data_is_compared_by_absolute_path_and_streamed_or_remote_data_as_
     assert resume_settings(command)["datamodule"]["train"] == "::".join(
         [str(tmp_path / "world" / "train"), "pipe:cat /data/shard-{000..009}.tar", "s3://bucket/shards"]
     )
+
+
+def test_a_resume_with_another_accumulation_is_refused_naming_the_key(tmp_path):
+    """Micro-batches per step change what a step is; the message names the user's key (mutation testing: the
+    key stored under another name survived, both sides of the comparison using it)."""
+    command = tiny_command(Path("unused"), tmp_path)
+    path = tmp_path / "last.ckpt"
+    torch.save({"hyper_parameters": {"model": {}}, "psfm_resume_settings": resume_settings(command)}, path)
+    other = replace(command, trainer=replace(command.trainer, accumulate_grad_batches=4))
+    with pytest.raises(UsageError, match=r"trainer.accumulate_grad_batches: 1 in the checkpoint, 4 now"):
+        check_resumable(path, model={}, settings=resume_settings(other))
