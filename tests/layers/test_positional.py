@@ -196,3 +196,14 @@ def test_xformers_matches_sdpa_on_cuda():
     pytest.importorskip("xformers")
     q, k, v = (torch.randn(2, 4, 300, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
     assert torch.allclose(attention(q, k, v, "xformers").float(), attention(q, k, v, "sdpa").float(), atol=2e-2)
+
+
+def test_camera_blocks_follow_the_tokens_dtype():
+    """The per-token matrices are float32; tokens in float64 (or bf16 under autocast) are transformed in their own
+    dtype (mutation testing: the cast dropped survived, every test running float32)."""
+    from psfm.layers.positional import _apply_blocks
+
+    matrices = torch.eye(4).expand(1, 3, 4, 4)
+    x = torch.randn(1, 2, 3, 8, dtype=torch.float64)
+    out = _apply_blocks(matrices, x)
+    assert out.dtype == torch.float64 and torch.equal(out, x)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from psfm.datamodules.datamodule import SceneDataModule
+from psfm.datamodules.datamodule import DataModuleConfig, SceneDataModule
 from psfm.errors import MissingPathError, UsageError
 from psfm.training.resume import check_resumable, differences, newest_last_checkpoint, resume_settings
 from psfm.training.train import check_data, train
@@ -308,3 +308,25 @@ def test_a_resume_with_another_accumulation_is_refused_naming_the_key(tmp_path):
     other = replace(command, trainer=replace(command.trainer, accumulate_grad_batches=4))
     with pytest.raises(UsageError, match=r"trainer.accumulate_grad_batches: 1 in the checkpoint, 4 now"):
         check_resumable(path, model={}, settings=resume_settings(other))
+
+
+def test_a_missing_folder_is_named_with_the_ways_out_that_apply(tiny_world, tmp_path, monkeypatch):
+    """No hint: the resolver's message alone. The default folders (not made yet): run ``psfm world``, and for
+    validation also the way to train without it (mutation testing: a trailing separator, and the hints' ", or "
+    changed, survived)."""
+    from psfm.datamodules.shardlists import resolve_shards
+
+    monkeypatch.chdir(tmp_path)
+    elsewhere = replace(DataModuleConfig(), train=str(tmp_path / "no_such_train"))
+    with pytest.raises(MissingPathError) as plain:
+        resolve_shards(elsewhere.train, key="datamodule.train")
+    with pytest.raises(MissingPathError) as raised:
+        check_data(elsewhere, validate=False)
+    assert str(raised.value) == str(plain.value)
+    world = "run `psfm world` first (it writes data/world/train and data/world/val)"
+    with pytest.raises(MissingPathError) as raised:
+        check_data(DataModuleConfig(), validate=False)
+    assert str(raised.value).endswith(f"; {world}"), raised.value
+    with pytest.raises(MissingPathError) as raised:
+        check_data(replace(DataModuleConfig(), train=str(tiny_world / "train")), validate=True)
+    assert str(raised.value).endswith(f"; {world}, or datamodule.val=null trains without validation"), raised.value

@@ -118,11 +118,13 @@ def test_scattered_nan_steps_never_stop_the_run_however_many(tiny_world, tmp_pat
 def test_trainer_settings_reach_lightning_and_the_summary_times_the_run(tiny_world, tmp_path, monkeypatch):
     """Two micro-batches per optimizer step make 2 steps out of 4 forward passes; ``trainer.compile`` compiles
     the transformer blocks (recorded here, not run: compiling takes minutes on a CPU); the returned summary
-    carries the run's wall time (mutation testing: each of the three dropped on its way survived)."""
+    carries the run's wall time; a run folder's missing parents are made (mutation testing: each dropped on
+    its way survived)."""
     compiled = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: compiled.append(type(self).__name__))
+    run_dir = tmp_path / "runs" / "2026" / "run"  # a new folder's parents are made too
     command = tiny_command(
-        tiny_world, tmp_path / "run", max_steps=2, limit_val_batches=0, accumulate_grad_batches=2, compile=True
+        tiny_world, run_dir, max_steps=2, limit_val_batches=0, accumulate_grad_batches=2, compile=True
     )
     record = _poison(set(), monkeypatch)
     metrics = train(command)
