@@ -23,6 +23,7 @@ def test_train_logs_checkpoints_and_exports_a_loadable_encoder(tiny_world, tmp_p
     metrics = train(command)
 
     assert metrics["global_step"] == 6 and metrics["nan_steps"] == 0
+    assert metrics["world_size"] == 1 and metrics["global_rank"] == 0
     assert metrics["data/skipped"] == 0 and metrics["data/skipped_total"] == 0  # what the final table shows
     for key in (
         "train/loss",
@@ -250,3 +251,21 @@ def test_a_depth_input_encoder_trains_probes_online_and_exports_what_it_reads(ti
     export = tmp_path / "run" / "export"
     assert json.loads((export / "encoder.json").read_text())["input"] == "depth"
     assert load(export).input_kind == "depth" and random_init_twin(export).input_kind == "depth"
+
+
+def test_validation_counts_optimizer_steps_across_epochs_shorter_than_its_interval(tiny_world, tmp_path, monkeypatch):
+    """Epochs of 2 batches, validation every 3 steps: it runs after steps 3 and 6, not per epoch, and Lightning
+    does not refuse an interval longer than an epoch (mutation testing: ``check_val_every_n_epoch=None``
+    dropped survived, every other test's epoch being longer than its interval)."""
+    validated = []
+    validation_step = PretrainModule.validation_step
+
+    def record(self, *args, **kwargs):
+        validated.append(self.global_step)
+        return validation_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(PretrainModule, "validation_step", record)
+    command = tiny_command(tiny_world, tmp_path / "run", max_steps=6, limit_val_batches=1, val_every_steps=3)
+    command = replace(command, datamodule=replace(command.datamodule, samples_per_epoch=4))  # 2 batches of 2
+    metrics = train(command)
+    assert validated == [3, 6] and metrics["global_step"] == 6
