@@ -564,3 +564,16 @@ def test_decoder_heads_split_between_prope_and_rope_only_under_prope(camera_enco
     rotates the whole head (mutation testing: 1 camera channel under Plücker, leaving RoPE 12, survived)."""
     decoder = FieldDecoder(dim=64, depth=1, num_heads=4, camera_encoding=camera_encoding)
     assert (decoder.camera_dims, decoder.rope.dims) == (camera_dims, rope_dims)
+
+
+def test_the_decoder_defaults_match_the_configs_where_they_mean_the_same():
+    """Code that builds a ``FieldDecoder`` by hand gets the block a config run gets (depth and heads differ on
+    purpose: the class takes Spa3R's sizes, the config this box's). (mutation testing: ``mlp_ratio`` 5 survived.)"""
+    import inspect
+
+    from psfm.training.config import DecoderConfig
+
+    defaults = inspect.signature(FieldDecoder).parameters
+    for name in ("camera_encoding", "mlp_ratio", "qk_norm", "rope_base"):
+        assert defaults[name].default == getattr(DecoderConfig(), name), name
+    assert (defaults["depth"].default, defaults["num_heads"].default) == (6, 12)
