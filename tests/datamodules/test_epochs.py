@@ -35,8 +35,12 @@ def test_validation_ignores_the_epoch_and_training_follows_it(scene_shards):
     first, later = _first_batch(val, 0), _first_batch(val, 5)
     assert first.scene_keys == later.scene_keys and torch.equal(first.images, later.images)
     train = datamodule.train_dataloader()
-    first, later = _first_batch(train, 0), _first_batch(train, 5)
-    assert first.scene_keys != later.scene_keys or not torch.equal(first.images, later.images)
+    first_train, later = _first_batch(train, 0), _first_batch(train, 5)
+    assert first_train.scene_keys != later.scene_keys or not torch.equal(first_train.images, later.images)
+    # training now in epoch 5 leaves validation where it was: each has its own epoch (mutation testing: the
+    # validation loader given the training epoch survived)
+    again = _first_batch(datamodule.val_dataloader(), 0)
+    assert again.scene_keys == first.scene_keys and torch.equal(again.images, first.images)
 
 
 def _train_batches(datamodule: SceneDataModule, count: int | None = None) -> list:
