@@ -409,6 +409,19 @@ def test_bad_samples_are_skipped_counted_and_named(scene_shards, fresh_skips, ca
     assert "missing.tar" in log
 
 
+def test_an_image_of_another_size_than_its_meta_is_skipped_naming_both_sizes(scene_shards, fresh_skips, caplog):
+    """(mutation testing: the image's size printed with its channels survived.)"""
+    from psfm.datamodules.codecs import encode_rgb
+
+    directory, keys = scene_shards
+    shard = sorted(directory.glob("*.tar"))[0]
+    rewrite_first_member(shard, ".000.rgb.png", lambda _: encode_rgb(np.zeros((8, 12, 3), np.uint8), "png"))
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        batches = stream([str(shard)], views=ViewSampling(6, 6))
+    assert sorted(key for batch in batches for key in batch.scene_keys) == keys[1:3]
+    assert f"{shard}:{keys[0]}.000.rgb.png: image is (8, 12), meta.json says (16, 16)" in caplog.text
+
+
 def test_skips_after_the_last_batch_of_a_finite_stream_travel_in_that_batch(tmp_path):
     """A scene skipped after the last full batch stayed in the worker's counter: no batch ever reported it."""
     write_scenes_with_views(tmp_path / "shards", [4, 4, 4, 4, 1, 1])  # the last two scenes below min_views

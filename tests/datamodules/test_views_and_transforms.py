@@ -320,3 +320,16 @@ def test_overlap_uses_the_reference_depth_when_known():
         assert asked[-1] == reference and target == partner[reference]
     nominal = [sampling.select(random.Random(seed), 4, 2, cameras) for seed in range(20)]
     assert any(target != partner[reference] for reference, target in nominal)  # 0.5 m: nobody overlaps
+
+
+def test_fit_view_takes_integer_intrinsics_and_refuses_a_random_crop_without_an_rng():
+    """Intrinsics typed as integers (a hand-written K) are scaled in floating point, not truncated, and a random
+    crop asks for its generator by name (mutation testing: the float64 cast, and the message, lost survived)."""
+    rgb = np.zeros((40, 80, 3), np.uint8)
+    integer = np.array([[50, 0, 40], [0, 50, 20], [0, 0, 1]])
+    _, from_integer, _, _ = fit_view(rgb, integer, (10, 20))
+    _, from_float, _, _ = fit_view(rgb, integer.astype(np.float64), (10, 20))
+    assert from_integer.dtype == np.float64 and np.array_equal(from_integer, from_float)
+    assert from_float[0, 0] == 12.5  # 50 px at a quarter of the size
+    with pytest.raises(ValueError, match=r"^crop='random' needs an rng$"):
+        fit_view(rgb, integer, (10, 10), crop="random")
