@@ -333,3 +333,5 @@ def test_fit_view_takes_integer_intrinsics_and_refuses_a_random_crop_without_an_
     assert from_float[0, 0] == 12.5  # 50 px at a quarter of the size
     with pytest.raises(ValueError, match=r"^crop='random' needs an rng$"):
         fit_view(rgb, integer, (10, 10), crop="random")
+    with pytest.raises(ValueError, match=r"^crop must be 'center' or 'random', got 'centre'$"):
+        fit_view(rgb, integer, (10, 10), crop="centre")
