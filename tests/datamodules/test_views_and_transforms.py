@@ -322,9 +322,10 @@ def test_overlap_uses_the_reference_depth_when_known():
     assert any(target != partner[reference] for reference, target in nominal)  # 0.5 m: nobody overlaps
 
 
-def test_fit_view_takes_integer_intrinsics_and_refuses_a_random_crop_without_an_rng():
+def test_fit_view_takes_integer_intrinsics_and_refuses_a_crop_it_cannot_make():
     """Intrinsics typed as integers (a hand-written K) are scaled in floating point, not truncated, and a random
-    crop asks for its generator by name (mutation testing: the float64 cast, and the message, lost survived)."""
+    crop asks for its generator, an unknown crop names the choices (mutation testing: the float64 cast, and the
+    messages, lost survived)."""
     rgb = np.zeros((40, 80, 3), np.uint8)
     integer = np.array([[50, 0, 40], [0, 50, 20], [0, 0, 1]])
     _, from_integer, _, _ = fit_view(rgb, integer, (10, 20))
