@@ -228,7 +228,7 @@ NOT_RIGID = "is not a rigid camera-to-world transform"
     [
         ("views.1.cam_to_world", [[0.0] * 4] * 4, f"field 'views[1].cam_to_world' {NOT_RIGID}"),  # LinAlgError before
         ("views.2.cam_to_world", _pose(2 * IDENTITY), f"field 'views[2].cam_to_world' {NOT_RIGID}"),  # scaled rotation
-        ("views.0.cam_to_world", _pose(np.diag([1, 1, -1])), "determinant -1"),  # a mirror, not a rotation
+        ("views.0.cam_to_world", _pose(np.diag([1, 1, -1])), "(rotation block has determinant -1, a reflection)"),
         ("views.1.cam_to_world", _pose(IDENTITY, last_row=(0, 0, 1, 1)), "last row"),
         ("views.1.intrinsics", [[20, 0, 1e6], [0, 21, 8], [0, 0, 1]], "field 'views[1].intrinsics' has its principal"),
         ("views.2.intrinsics", [[20, 0, 8], [0, 21, -40], [0, 0, 1]], "field 'views[2].intrinsics' has its principal"),
@@ -237,9 +237,12 @@ NOT_RIGID = "is not a rigid camera-to-world transform"
     ],
 )
 def test_degenerate_cameras_are_refused_naming_view_and_field(record, members, path, value, fragment):
-    """Finite but impossible cameras: an all-zero pose crashed the loader with ``LinAlgError`` naming no scene."""
-    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: .*{re.escape(fragment)}"):
+    """Finite but impossible cameras: an all-zero pose crashed the loader with ``LinAlgError`` naming no scene.
+    Each is counted under its reason (mutation testing: a reason upper-cased, and a mirror's words garbled, survived).
+    """
+    with pytest.raises(ShardFormatError, match=rf"^{re.escape(WHERE)}: .*{re.escape(fragment)}") as raised:
         validate_meta(_edit(record, path, value), members, where=WHERE)
+    assert raised.value.reason == ("non_rigid_pose" if path.endswith("cam_to_world") else "bad_intrinsics")
 
 
 def test_a_rotation_with_float_noise_from_json_is_still_rigid(record, members):

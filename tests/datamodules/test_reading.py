@@ -187,3 +187,20 @@ def test_a_shard_that_fails_after_every_listed_scene_warns_and_counts_nothing(
         f"OSError: {shard}: end of archive unreadable after 3 scenes; "
         "all 3 scenes its manifest lists were read, none lost" in caplog.text
     )
+
+
+def test_every_shard_stream_is_closed_whether_read_to_the_end_or_left_early(scene_shards, monkeypatch):
+    """A reader left open per shard leaks a file (or a pipe's process) for every shard of a long epoch
+    (mutation testing: closing ``None`` instead of the stream survived)."""
+    from webdataset.gopen import gopen
+
+    directory, keys = scene_shards
+    opened = []
+    monkeypatch.setattr(reading, "gopen", lambda url: opened.append(gopen(url)) or opened[-1])
+    urls = [{"url": str(path)} for path in sorted(directory.glob("*.tar"))]
+    assert [scene.key for scene in reading.ShardReader()(iter(urls))] == keys
+    assert len(opened) == 4 and all(stream.closed for stream in opened)
+    scenes = reading.ShardReader()(iter(urls))
+    next(scenes)
+    scenes.close()  # a consumer that stops early (the epoch's last batch is full)
+    assert len(opened) == 5 and opened[-1].closed
