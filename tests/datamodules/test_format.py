@@ -252,3 +252,9 @@ def test_a_rotation_with_float_noise_from_json_is_still_rigid(record, members):
     noisy = rotation.astype(np.float32).astype(np.float64) + 1e-6
     meta = validate_meta(_edit(record, "views.1.cam_to_world", _pose(noisy)), members, where=WHERE)
     assert meta.views[1].cam_to_world[0][0] == pytest.approx(np.cos(angle), abs=1e-5)
+
+
+def test_a_record_checked_without_a_place_is_named_sample():
+    """(mutation testing: the default ``where`` upper-cased survived, every caller naming its own.)"""
+    with pytest.raises(ShardFormatError, match=r"^sample: field 'format' is None, expected 'psfm-scene'$"):
+        validate_meta({})

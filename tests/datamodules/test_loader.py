@@ -494,6 +494,11 @@ def test_resolve_shards_errors_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest"):
         resolve_shards(str(tmp_path / "empty"))
     assert resolve_shards("pipe:cat x.tar").urls == ("pipe:cat x.tar",)
+    # nothing named at all (an empty override): the key and what it held (mutation testing: no message survived)
+    with pytest.raises(FileNotFoundError, match=re.escape("no shards found in datamodule.train=['', '']")):
+        resolve_shards("::", key="datamodule.train")
+    with pytest.raises(FileNotFoundError, match=re.escape("no shards found in sources=[]")):
+        resolve_shards([])
 
 
 def test_pipe_urls_stream(scene_shards):
