@@ -128,7 +128,9 @@ def test_an_annotation_only_scene_has_no_views_and_nothing_else_may(record):
     meta = validate_meta(bare, {"meta.json"}, where=WHERE)
     assert meta.num_views == 0 and meta.image_size is None
     for path, value in (("objects", None), ("pose_source", "gt"), ("image_size", [16, 16])):
-        with pytest.raises(ShardFormatError, match="only an annotation-only scene may be"):
+        # the message says what such a scene is (mutation testing: those words garbled survived)
+        expected = "only an annotation-only scene may be (image_size null, pose_source none, objects listed)"
+        with pytest.raises(ShardFormatError, match=re.escape(expected) + "$"):
             validate_meta(_edit(bare, path, value), None, where=WHERE)
 
 
@@ -258,3 +260,10 @@ def test_a_record_checked_without_a_place_is_named_sample():
     """(mutation testing: the default ``where`` upper-cased survived, every caller naming its own.)"""
     with pytest.raises(ShardFormatError, match=r"^sample: field 'format' is None, expected 'psfm-scene'$"):
         validate_meta({})
+
+
+def test_an_unknown_metric_scale_is_refused_naming_the_choices(record):
+    """(mutation testing: the message lost survived.)"""
+    expected = "field 'metric_scale' is 'metres', expected one of ('gt', 'sensor_depth', 'predicted', 'none')"
+    with pytest.raises(ShardFormatError, match=f"^{re.escape(WHERE)}: {re.escape(expected)}$"):
+        validate_meta({**record, "metric_scale": "metres"}, None, where=WHERE)
