@@ -207,3 +207,17 @@ def test_camera_blocks_follow_the_tokens_dtype():
     x = torch.randn(1, 2, 3, 8, dtype=torch.float64)
     out = _apply_blocks(matrices, x)
     assert out.dtype == torch.float64 and torch.equal(out, x)
+
+
+def test_token_geometry_without_cameras_leaves_every_channel_to_the_rest():
+    """``camera_dims`` reserves channels for PRoPE only when there are cameras: without, a geometry passes every
+    channel on, RoPE's tail rotated and the rest untouched (mutation testing: the reserve kept without cameras,
+    which dropped those channels, survived: the decoder sets ``camera_dims=0`` itself when it has none)."""
+    from psfm.layers.positional import TokenGeometry
+
+    x = torch.randn(2, 2, 5, 16)
+    assert torch.equal(TokenGeometry(camera_dims=8).queries(x), x)
+    rope = RoPE2D(8)
+    cos, sin = rope.angles(patch_positions((1, 5)), torch.ones(5, dtype=torch.bool))
+    rotated = TokenGeometry(cos, sin, rope.dims, camera_dims=8).queries(x)
+    assert rotated.shape == x.shape and torch.equal(rotated[..., : 16 - rope.dims], x[..., : 16 - rope.dims])
