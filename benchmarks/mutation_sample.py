@@ -16,7 +16,7 @@ import math
 import random
 import sys
 
-from mutation_summary import metas
+from mutation_summary import STATUS, metas
 
 
 def sample(paths: list[str], fraction: float, seed: int) -> list[str]:
@@ -32,13 +32,13 @@ def sample(paths: list[str], fraction: float, seed: int) -> list[str]:
 
 
 def to_retest(names: list[str]) -> list[str]:
-    """The sampled mutants whose verdict new tests can change: not checked yet, or not caught. A caught mutant
-    stays caught while tests are only added (mutmut clears the verdicts of a function whose code changed);
-    delete ./mutants/ after removing or weakening a test."""
+    """The sampled mutants whose verdict new tests can change: not checked yet, or not caught (caught is killed
+    or timed out, as ``mutation_summary`` counts it). A caught mutant stays caught while tests are only added
+    (mutmut clears the verdicts of a function whose code changed); delete ./mutants/ after weakening a test."""
     verdicts: dict[str, int | None] = {}
     for meta in metas([]):
         verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
-    return [name for name in names if verdicts.get(name) != 1]
+    return [name for name in names if STATUS.get(verdicts.get(name)) not in ("killed", "timeout")]
 
 
 def main() -> int:
