@@ -44,6 +44,14 @@ class SkipCounter:
         elif self.events == MAX_LOGGED_PER_PROCESS + 1:
             log.warning("%s: %s (further skips in this process are counted, not logged)", what, message)
 
+    def start_process(self) -> None:
+        """Begin a fresh tally in a newly forked loader worker.
+
+        A fork copies its parent's counter: skips the parent had not yet drained would travel again in the
+        worker's first batch (counted twice), and a parent past its log limit left the worker silent.
+        """
+        self.__init__()
+
     def since(self, before: Counter[str]) -> Counter[str]:
         """Skips by reason added after ``before`` (a copy of ``reasons`` taken earlier), reasons with none left out."""
         return +Counter({reason: count - before[reason] for reason, count in self.reasons.items()})

@@ -21,7 +21,7 @@ from psfm.datamodules.epoch import SharedEpoch
 from psfm.datamodules.pipeline import LoaderOptions, build_pipeline
 from psfm.datamodules.sample import build_sample
 from psfm.datamodules.shardlists import resolve_shards
-from psfm.datamodules.skips import SKIPS, NoUsableScenesError, SkipCounter
+from psfm.datamodules.skips import MAX_LOGGED_PER_PROCESS, SKIPS, NoUsableScenesError, SkipCounter
 from psfm.datamodules.stages import ResampledShards, ShuffleBuffer
 from psfm.datamodules.views import ViewSampling
 from psfm.datamodules.writer import ShardWriter
@@ -420,6 +420,24 @@ def test_an_image_of_another_size_than_its_meta_is_skipped_naming_both_sizes(sce
         batches = stream([str(shard)], views=ViewSampling(6, 6))
     assert sorted(key for batch in batches for key in batch.scene_keys) == keys[1:3]
     assert f"{shard}:{keys[0]}.000.rgb.png: image is (8, 12), meta.json says (16, 16)" in caplog.text
+
+
+def test_a_worker_counts_and_logs_its_own_skips_not_those_its_parent_had_pending(tmp_path, monkeypatch, caplog):
+    """A forked worker copied its parent's counter: undrained skips were counted again in its first batch,
+    and a parent past its log limit left every worker silent (the fault-injection check failed so in CI)."""
+    write_scenes_with_views(tmp_path / "shards", [4, 1, 4, 4, 1, 4])  # two scenes below min_views
+    monkeypatch.setattr(SKIPS, "pending", 7)
+    monkeypatch.setattr(SKIPS, "events", MAX_LOGGED_PER_PROCESS + 5)
+    config = DataModuleConfig(val=str(tmp_path / "shards"), batch_size=2, num_workers=1, image_size=[16, 16])
+    config.views = ViewSampling(2, 3)
+    batches = list(SceneDataModule(config).val_dataloader())
+    assert sum(len(batch.scene_keys) for batch in batches) == 4
+    assert sum(batch.skipped for batch in batches) == 2
+    assert SKIPS.pending == 7  # the parent's own tally is its own business
+    SKIPS.start_process()  # what the worker did: a fresh tally whose first skips are logged again
+    with caplog.at_level("WARNING", logger="psfm.data"):
+        SKIPS.add("decode", "the first skip of a fresh process")
+    assert SKIPS.pending == 1 and "the first skip of a fresh process" in caplog.text
 
 
 def test_skips_after_the_last_batch_of_a_finite_stream_travel_in_that_batch(tmp_path):
