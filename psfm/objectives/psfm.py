@@ -144,21 +144,24 @@ class PSFMObjective(nn.Module):
             total = total + self.teacher_weights[name] * loss
             out[f"{name}/loss"] = loss.detach()
             out.update({f"{name}/{part}": value for part, value in parts.items()})
-            out.update(self._target_metrics(name, predictions.detach(), index, targets, batch))
+            out.update(self._target_metrics(name, predictions.detach(), targets, batch))
         if self.depth_probe is not None and batch.depth is not None:
             log_depth = self.depth_probe(features)
             depth = batch.gather_views(index, batch.depth).flatten(0, 1)
             depth_loss, abs_rel = depth_probe_loss(log_depth.flatten(0, 1), depth, grid)
             total = total + depth_loss  # gradients reach the probe only (its input is detached)
             out["depth_probe/loss"], out["depth_probe/abs_rel"] = depth_loss.detach(), abs_rel
-            out.update(self._target_depth_metrics(log_depth.detach(), index, batch, grid))
+            out.update(self._target_depth_metrics(log_depth.detach(), batch, grid))
         out["loss"] = total
         return out
 
     def _target_metrics(
-        self, name: str, predictions: torch.Tensor, index: torch.Tensor, targets: torch.Tensor, batch: MultiViewBatch
+        self, name: str, predictions: torch.Tensor, targets: torch.Tensor, batch: MultiViewBatch
     ) -> dict[str, torch.Tensor]:
-        """Loss on unseen views only, beside the two non-learned references on the same views."""
+        """Loss on unseen views only, beside the two non-learned references on the same views.
+
+        ``predictions`` cover the loss views (every view, or the targets alone); ``targets`` every view.
+        """
         if batch.target_index.shape[1] == 0 or not bool(batch.has_pose.all()):
             return {}
         on_targets = predictions
@@ -172,7 +175,7 @@ class PSFMObjective(nn.Module):
         return metrics
 
     def _target_depth_metrics(
-        self, log_depth: torch.Tensor, index: torch.Tensor, batch: MultiViewBatch, grid: tuple[int, int]
+        self, log_depth: torch.Tensor, batch: MultiViewBatch, grid: tuple[int, int]
     ) -> dict[str, torch.Tensor]:
         """The depth probe's AbsRel on unseen views only, beside the two references' AbsRel on the same patches.
 
