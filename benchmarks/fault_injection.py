@@ -282,10 +282,7 @@ class Messages(logging.Handler):
 def child(consume: Callable[..., dict], args: tuple, results: multiprocessing.Queue) -> None:
     import torch
 
-    from psfm.datamodules.skips import SKIPS
-
     torch.set_num_threads(1)  # as a forked DataLoader worker does
-    SKIPS.start_process()  # a fresh process: no skips, and its log limit not spent by the parent's reading
     messages = Messages()
     psfm_log = logging.getLogger("psfm")  # skips (psfm.data), checksum problems (psfm.shards)
     psfm_log.addHandler(messages)

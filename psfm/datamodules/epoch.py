@@ -14,8 +14,6 @@ import multiprocessing
 
 from torch.utils.data import DataLoader
 
-from psfm.datamodules.skips import SKIPS
-
 
 class SharedEpoch:
     """An integer visible to every worker process, set by the main process."""
@@ -57,8 +55,6 @@ class EpochLoader(DataLoader):
         manifest_scenes: int | None = None,
         **kwargs,
     ):
-        if kwargs.get("num_workers", 0) > 0:
-            kwargs["worker_init_fn"] = _FreshSkipTally(kwargs.get("worker_init_fn"))
         super().__init__(dataset, **kwargs)
         self.shared_epoch = shared_epoch
         self.manifest_scenes = manifest_scenes  # scenes one epoch must account for; None: unknown or resampled
@@ -150,18 +146,6 @@ def inherited_garbage_left_alone():
         yield
     finally:
         gc.unfreeze()
-
-
-class _FreshSkipTally:
-    """Each worker starts its own skip tally (see ``SkipCounter.start_process``), then runs ``then``."""
-
-    def __init__(self, then=None):
-        self.then = then
-
-    def __call__(self, worker_id: int) -> None:
-        SKIPS.start_process()
-        if self.then is not None:
-            self.then(worker_id)
 
 
 def _ignore_epoch(epoch: int) -> None:

@@ -8,6 +8,7 @@ count travels with the data out of worker processes, and the training loop sums 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 
 log = logging.getLogger("psfm.data")
@@ -45,7 +46,7 @@ class SkipCounter:
             log.warning("%s: %s (further skips in this process are counted, not logged)", what, message)
 
     def start_process(self) -> None:
-        """Begin a fresh tally in a newly forked loader worker.
+        """Begin a fresh tally: in a forked process, run after every fork.
 
         A fork copies its parent's counter: skips the parent had not yet drained would travel again in the
         worker's first batch (counted twice), and a parent past its log limit left the worker silent.
@@ -63,6 +64,9 @@ class SkipCounter:
 
 
 SKIPS = SkipCounter()
+# a forked process (a DataLoader worker) starts its own tally: see ``SkipCounter.start_process``. A hook
+# rather than a worker_init_fn, which would stop Lightning's ``seed_everything(workers=True)`` adding its own
+os.register_at_fork(after_in_child=SKIPS.start_process)
 
 
 class NoUsableScenesError(RuntimeError):
