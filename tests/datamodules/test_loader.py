@@ -430,14 +430,19 @@ def test_a_worker_counts_and_logs_its_own_skips_not_those_its_parent_had_pending
     monkeypatch.setattr(SKIPS, "events", MAX_LOGGED_PER_PROCESS + 5)
     config = DataModuleConfig(val=str(tmp_path / "shards"), batch_size=2, num_workers=1, image_size=[16, 16])
     config.views = ViewSampling(2, 3)
-    batches = list(SceneDataModule(config).val_dataloader())
+    loader = SceneDataModule(config).val_dataloader()
+    # reset by a fork hook, not a worker_init_fn: Lightning's seed_everything(workers=True) installs its own there
+    assert loader.worker_init_fn is None
+    batches = list(loader)
     assert sum(len(batch.scene_keys) for batch in batches) == 4
     assert sum(batch.skipped for batch in batches) == 2
     assert SKIPS.pending == 7  # the parent's own tally is its own business
-    SKIPS.start_process()  # what the worker did: a fresh tally whose first skips are logged again
+    spent = SkipCounter()
+    spent.pending, spent.events = 3, MAX_LOGGED_PER_PROCESS + 5
+    spent.start_process()  # what the fork hook runs in the worker: a fresh tally whose first skips are logged again
     with caplog.at_level("WARNING", logger="psfm.data"):
-        SKIPS.add("decode", "the first skip of a fresh process")
-    assert SKIPS.pending == 1 and "the first skip of a fresh process" in caplog.text
+        spent.add("decode", "the first skip of a fresh process")
+    assert spent.pending == 1 and "the first skip of a fresh process" in caplog.text
 
 
 def test_skips_after_the_last_batch_of_a_finite_stream_travel_in_that_batch(tmp_path):
