@@ -26,6 +26,8 @@ HEADLINE = (
     ("camera_extent/attentive", "MAE (m)"),
     ("relative_pose/attentive", "rotation error (°)"),
     ("view_invariance/retrieval", "top-1"),
+    ("view_invariance/shared_reference", "top-1"),
+    ("view_invariance/moved_reference", "top-1"),
 )
 
 

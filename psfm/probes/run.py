@@ -24,6 +24,7 @@ log = logging.getLogger("psfm.probe")
 
 PROBES = ("facts", "objects", "view_depth", "target_depth", "relative_pose", "view_invariance")
 BASELINES = ("random_init", "backbone_mean", "thumbnail", "train_mean")
+TRAIN_FREE = {"view_invariance"}  # probes with nothing to fit: a run of only these never loads the train scenes
 FACTS = ("floor_area", "room_height", "object_count", "camera_extent")
 
 
@@ -96,9 +97,14 @@ def build_sources(command: ProbeCommand) -> dict[str, object]:
 MAKE_PROBE_WORLD = "psfm world out=data/world_probe scenes.train=2048 scenes.val=256 world.seed=1"
 
 
+def needs_train(command: ProbeCommand) -> bool:
+    """Whether any requested probe fits on train scenes (retrieval fits nothing: it reads held-out scenes only)."""
+    return not set(command.probes) <= TRAIN_FREE
+
+
 def check_sources(command: ProbeCommand) -> None:
     """Fail before any work when a shard source is missing, saying how to make the default one."""
-    for split in ("train", "val"):
+    for split in ("train", "val") if needs_train(command) else ("val",):
         source = str(getattr(command, split))
         plain_path = "://" not in source and not source.startswith("pipe:") and not any(c in source for c in "*{:")
         if plain_path and not Path(source).exists():
@@ -126,14 +132,20 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
         size = tuple(source.image_size)
         if size not in scenes:
             options = {"num_context": command.context_views, "num_views": command.probe_views}
-            train = load_probe_scenes(
-                command.train, size, **options, max_scenes=command.max_train_scenes, progress=command.progress
+            train = (
+                load_probe_scenes(
+                    command.train, size, **options, max_scenes=command.max_train_scenes, progress=command.progress
+                )
+                if needs_train(command)
+                else None
             )
             val = load_probe_scenes(
                 command.val, size, **options, max_scenes=command.max_val_scenes, progress=command.progress
             )
             scenes[size] = (train, val)
             for split, loaded in (("train", train), ("val", val)):
+                if loaded is None:
+                    continue
                 if loaded.stored_size and loaded.stored_size != size:
                     notes.append(
                         f"{split} views are stored at {loaded.stored_size[0]}x{loaded.stored_size[1]} and were fitted "
@@ -144,7 +156,8 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
         train, val = scenes[size]
         figure_data.setdefault("scenes", val)
         log.info("probe: %s features", name)
-        train_features, val_features = source.features(train), source.features(val)
+        train_features = source.features(train) if train is not None else None
+        val_features = source.features(val)
         figure_data["features"][name] = val_features
         scores[name] = _probe_source(command, train_features, val_features, train, val, seeds, skipped, name)
     return ProbeReport(list(sources), scores, skipped, sorted(set(notes)), time.perf_counter() - start, figure_data)
@@ -170,7 +183,7 @@ def _probe_source(command, train_features, val_features, train, val, seeds, skip
                 out += objects.object_probes(train_features, val_features, train, val, seeds, 3 * command.steps)
             except targets.MissingAnnotation as error:
                 skipped["objects"] = str(error)
-    has_depth = train.depth is not None and val.depth is not None
+    has_depth = train is not None and train.depth is not None and val.depth is not None
     for probe in ("view_depth", "target_depth"):
         if probe in command.probes and not has_depth:
             skipped[probe] = "the shards have no depth maps (views[i].depth is missing)"

@@ -34,6 +34,11 @@ class ProbeFeatures:
             token by token; otherwise tokens form a set (one per view) and are mean-pooled.
         first_is_reference: token 0 belongs to the reference view (per-view sources); probes then
             mark it, as the encoder marks its reference view, so both get the same information.
+        shared_reference_tokens: [S, L, D] the same from view 0 and views C+1..2C-1: subset B with
+            A's reference view in place of its own, so the pair shares the frame the targets are
+            posed in (``reference_subsets``); None where C < 2.
+        moved_reference_tokens: [S, L, D] the same from A's own views with view 1 as the reference:
+            how much the representation depends on which view defines its frame; None where C < 2.
     """
 
     scene_tokens: torch.Tensor
@@ -42,6 +47,21 @@ class ProbeFeatures:
     grid: tuple[int, int]
     ordered: bool
     first_is_reference: bool
+    shared_reference_tokens: torch.Tensor | None = None
+    moved_reference_tokens: torch.Tensor | None = None
+
+
+def reference_subsets(context: int) -> dict[str, list[int]]:
+    """View positions of the two frame-aware retrieval subsets, for C context views (none where C < 2).
+
+    PSFM poses its targets in the reference view's frame (view 0), so a trained encoder's latents
+    are a scene *in that frame*: subsets with different reference views describe the scene in two
+    frames. ``shared`` keeps A's reference view and swaps the others for B's (views 0, C+1..2C-1);
+    ``moved`` keeps A's views and makes view 1 the reference (views 1..C-1, 0).
+    """
+    if context < 2:
+        return {}
+    return {"shared": [0, *range(context + 1, 2 * context)], "moved": [*range(1, context), 0]}
 
 
 def _batches(num_scenes: int, size: int):
@@ -82,18 +102,27 @@ class EncoderSource:
     def features(self, scenes: ProbeScenes) -> ProbeFeatures:
         spatial = self.spatial
         context = scenes.num_context
-        scene_tokens, subset_tokens, view_tokens = [], [], []
-        grid = (0, 0)
+        subsets = {"scene": slice(0, context), "subset": slice(context, 2 * context), **reference_subsets(context)}
+        latents: dict[str, list[torch.Tensor]] = {name: [] for name in subsets}
+        view_tokens, grid = [], (0, 0)
         for part in _batches(len(scenes), self.batch_size):
             # each subset is encoded on its own: a joint multi-view backbone must not see the other subset
-            first = spatial.encode_views(self._inputs(scenes, part, slice(0, context)))
-            second = spatial.encode_views(self._inputs(scenes, part, slice(context, 2 * context)))
-            grid = first.grid
-            scene_tokens.append(spatial.encode_tokens(first).latents.float().cpu())
-            subset_tokens.append(spatial.encode_tokens(second).latents.float().cpu())
-            view_tokens.append(first.tokens.float().cpu())
+            for name, views in subsets.items():
+                encoded = spatial.encode_views(self._inputs(scenes, part, views))
+                latents[name].append(spatial.encode_tokens(encoded).latents.float().cpu())
+                if name == "scene":
+                    grid = encoded.grid
+                    view_tokens.append(encoded.tokens.float().cpu())
+        tokens = {name: torch.cat(parts) for name, parts in latents.items()}
         return ProbeFeatures(
-            torch.cat(scene_tokens), torch.cat(subset_tokens), torch.cat(view_tokens), grid, True, False
+            tokens["scene"],
+            tokens["subset"],
+            torch.cat(view_tokens),
+            grid,
+            True,
+            False,
+            tokens.get("shared"),
+            tokens.get("moved"),
         )
 
     def _inputs(self, scenes: ProbeScenes, part: slice, views: slice) -> torch.Tensor:
@@ -117,7 +146,18 @@ class BackboneMeanSource(EncoderSource):
                 grid = views.grid
         tokens = torch.cat(first)  # S C N Db
         pooled = torch.cat([tokens.mean(2), torch.cat(second).mean(2)], dim=1)  # S 2C Db
-        return ProbeFeatures(pooled[:, :context], pooled[:, context:], tokens[:, :context], grid, False, True)
+        return per_view_features(pooled, tokens, grid, context)
+
+
+def per_view_features(
+    per_view: torch.Tensor, view_tokens: torch.Tensor, grid: tuple[int, int], context: int
+) -> ProbeFeatures:
+    """``ProbeFeatures`` of a per-view source from one descriptor per probe view, per_view [S, 2C, D]."""
+    subsets = reference_subsets(context)
+    shared, moved = (per_view[:, subsets[name]] if subsets else None for name in ("shared", "moved"))
+    return ProbeFeatures(
+        per_view[:, :context], per_view[:, context:], view_tokens[:, :context], grid, False, True, shared, moved
+    )
 
 
 class ThumbnailSource:
@@ -143,8 +183,7 @@ class ThumbnailSource:
             small = small.unflatten(2, (grid[0], PATCH_PIXELS)).unflatten(4, (grid[1], PATCH_PIXELS))  # M 3 h p w p
             small = small.permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)  # M N (3 p p)
             patches.append(small.unflatten(0, images.shape[:2])[:, :context])
-        thumbs = torch.cat(thumbs)
-        return ProbeFeatures(thumbs[:, :context], thumbs[:, context:], torch.cat(patches), grid, False, True)
+        return per_view_features(torch.cat(thumbs), torch.cat(patches), grid, context)
 
 
 class ConstantSource:
@@ -159,6 +198,6 @@ class ConstantSource:
         grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
         count = len(scenes)
         zeros = torch.zeros(count, 1, 1)
-        return ProbeFeatures(
-            zeros, zeros.clone(), torch.zeros(count, scenes.num_context, grid[0] * grid[1], 1), grid, True, False
-        )
+        views = torch.zeros(count, scenes.num_context, grid[0] * grid[1], 1)
+        shared, moved = (zeros.clone() if scenes.num_context >= 2 else None for _ in range(2))
+        return ProbeFeatures(zeros, zeros.clone(), views, grid, True, False, shared, moved)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from psfm.probes.retrieval import similarity, top_k, view_invariance
-from psfm.probes.sources import ProbeFeatures
+from psfm.probes.sources import ProbeFeatures, reference_subsets
 
 
 def features(first: torch.Tensor, second: torch.Tensor, ordered: bool) -> ProbeFeatures:
@@ -92,3 +92,47 @@ def test_a_component_every_scene_shares_is_centred_away():
     )
     assert torch.allclose(plain, offset, atol=1e-4)
     assert score(view_invariance(features(first + shared, second + shared, True)), "cosine gap") > 0.5
+
+
+def frame_features(frame_bound: bool, count: int = 32, context: int = 3) -> ProbeFeatures:
+    """Each subset's tokens: the scene's code, plus (frame-bound) a far larger code of its reference view."""
+    generator = torch.Generator().manual_seed(3)
+    scene = torch.randn(count, 1, 4, 16, generator=generator)
+    views = 5 * torch.randn(count, 2 * context, 4, 16, generator=generator) if frame_bound else torch.zeros(1)
+
+    def subset(positions: list[int]) -> torch.Tensor:
+        noise = 0.1 * torch.randn(count, 4, 16, generator=generator)
+        reference = views[:, positions[0]] if frame_bound else 0
+        return scene[:, 0] + reference + noise
+
+    subsets = reference_subsets(context)
+    return ProbeFeatures(
+        subset(list(range(context))),
+        subset(list(range(context, 2 * context))),
+        torch.zeros(count, context, 4, 1),
+        (2, 2),
+        True,
+        False,
+        subset(subsets["shared"]),
+        subset(subsets["moved"]),
+    )
+
+
+def test_frame_aware_variants_tell_a_scene_in_its_reference_frame_from_a_frame_free_one():
+    """Tokens dominated by the reference view: retrieved only when the reference is shared; frame-free: always."""
+    bound = view_invariance(frame_features(frame_bound=True))
+    top1 = {s.probe: s.mean for s in bound if s.metric == "top-1"}
+    assert top1["view_invariance/shared_reference"] == 1.0
+    assert top1["view_invariance/retrieval"] <= 4 / 32 and top1["view_invariance/moved_reference"] <= 4 / 32
+    free = view_invariance(frame_features(frame_bound=False))
+    assert all(s.mean == 1.0 for s in free if s.metric == "top-1")
+
+
+def test_reference_subsets_keep_or_move_the_reference_view():
+    assert reference_subsets(3) == {"shared": [0, 4, 5], "moved": [1, 2, 0]}
+    assert reference_subsets(2) == {"shared": [0, 3], "moved": [1, 0]}
+    assert reference_subsets(1) == {}
+    only_b = view_invariance(
+        ProbeFeatures(torch.randn(8, 1, 4), torch.randn(8, 1, 4), torch.zeros(8, 1, 4, 1), (2, 2), True, False)
+    )
+    assert {s.probe for s in only_b} == {"view_invariance/retrieval"}

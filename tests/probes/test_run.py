@@ -38,6 +38,8 @@ EXPECTED_PROBES = {
     "target_depth/ray_decoder",
     "relative_pose/attentive",
     "view_invariance/retrieval",
+    "view_invariance/shared_reference",
+    "view_invariance/moved_reference",
 }
 
 
@@ -90,6 +92,8 @@ def test_train_mean_is_the_floor(full_run, setup):
     scores = {(s.probe, s.metric): s for s in report.scores["train_mean"]}
     assert scores["view_invariance/retrieval", "top-1"].mean == pytest.approx(1 / 8)
     assert scores["view_invariance/retrieval", "top-5"].mean == pytest.approx(5 / 8)
+    assert scores["view_invariance/shared_reference", "top-1"].mean == pytest.approx(1 / 8)
+    assert scores["view_invariance/moved_reference", "top-1"].mean == pytest.approx(1 / 8)
     options = {"num_context": 2, "num_views": 6, "progress": False}
     train, val = (
         load_probe_scenes(setup["train"], (32, 32), **options),
@@ -188,6 +192,8 @@ def test_shards_without_annotations_skip_the_facts_they_lack(setup, tmp_path):
         "target_depth/ray_decoder",
         "relative_pose/attentive",
         "view_invariance/retrieval",
+        "view_invariance/shared_reference",
+        "view_invariance/moved_reference",
     }
     assert any("stored at 16x16 and were fitted to 32x32" in note for note in report.notes)
     markdown = (tmp_path / "out" / "probe_report.md").read_text("utf-8")
@@ -233,3 +239,16 @@ def test_every_source_of_a_depth_input_export_reads_depth(setup, tmp_path):
     kinds = {name: getattr(source, "input_kind", None) for name, source in sources.items()}
     assert kinds == {"depth": "depth", "random_init": "depth", "backbone_mean": "depth", "thumbnail": "depth",
                      "train_mean": None}  # fmt: skip
+
+
+def test_a_retrieval_only_run_never_reads_the_train_scenes(setup, tmp_path):
+    """Retrieval fits nothing: a missing train source is no error, and the scores are those of a full run."""
+    quick = {**SMALL, "probes": ["view_invariance"], "baselines": ["train_mean"], "figures": False}
+    data = {"export": setup["a"], "val": setup["val"], "out": str(tmp_path), **quick}
+    alone = run_probes(ProbeCommand(train=str(tmp_path / "missing"), **data))
+    full = run_probes(ProbeCommand(train=setup["train"], **data))
+    assert [(s.probe, s.metric, s.values) for s in alone.scores["a"]] == [
+        (s.probe, s.metric, s.values) for s in full.scores["a"]
+    ]
+    with pytest.raises(FileNotFoundError, match="train="):
+        run_probes(ProbeCommand(train=str(tmp_path / "missing"), **{**data, "probes": ["view_invariance", "facts"]}))

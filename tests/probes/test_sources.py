@@ -125,3 +125,34 @@ def test_depth_input_sources_read_the_views_depth_not_their_photos(encoder, sour
     scenes.depth = None
     with pytest.raises(ValueError, match="depth"):
         build().features(scenes)
+
+
+def test_frame_aware_subsets_come_from_the_right_views(encoder):
+    """C = 2 of 4 views: shared-reference = views (0, 3), moved-reference = views (1, 0)."""
+    scenes = scenes_with_images()
+    features = EncoderSource(encoder).features(scenes)
+    spatial = encoder.encoder
+    for tokens, views in ((features.shared_reference_tokens, [0, 3]), (features.moved_reference_tokens, [1, 0])):
+        expected = spatial.encode_tokens(spatial.encode_views(scenes.float_images(slice(None), views))).latents
+        assert torch.allclose(tokens, expected, atol=1e-5)
+    assert not torch.allclose(features.moved_reference_tokens, features.scene_tokens, atol=1e-3)  # the mark moved
+
+    changed = scenes_with_images()
+    changed.images[:, 2] = 255 - changed.images[:, 2]  # B's own reference view: no longer in the shared subset
+    assert torch.allclose(
+        EncoderSource(encoder).features(changed).shared_reference_tokens, features.shared_reference_tokens, atol=1e-5
+    )
+
+    thumbs = ThumbnailSource((32, 32), patch_size=16).features(scenes)
+    every_view = ThumbnailSource((32, 32), patch_size=16).features(scenes_with_images(num_views=4))
+    pooled = torch.cat([every_view.scene_tokens, every_view.subset_tokens], 1)  # S 2C D, views 0..3
+    assert torch.allclose(thumbs.shared_reference_tokens, pooled[:, [0, 3]])
+    assert torch.allclose(thumbs.moved_reference_tokens, pooled[:, [1, 0]])
+    backbone = BackboneMeanSource(encoder).features(scenes)
+    per_view = torch.cat([backbone.scene_tokens, backbone.subset_tokens], 1)
+    assert torch.allclose(backbone.shared_reference_tokens, per_view[:, [0, 3]])
+    constant = ConstantSource((32, 32), patch_size=16).features(scenes)
+    assert (
+        constant.shared_reference_tokens.shape == constant.scene_tokens.shape
+        and not constant.moved_reference_tokens.any()
+    )
