@@ -5,11 +5,17 @@ new ones without retraining: the run's ``config.yaml`` rebuilds its data, ``chec
 model, and every validation batch (``trainer.limit_val_batches`` of them, as in training) is scored.
 
     python benchmarks/validate_run.py outputs/pretrain/oracle outputs/pretrain/oracle_frozen --match depth_probe/
+
+``--context reference`` shows the encoder the reference view alone (context views 1..C-1 dropped;
+targets, their poses and the references' truth unchanged): the rise in unseen-view error is what the
+other context views contribute, i.e. whether the encoder fuses views or describes its reference view.
+The ``ref_*`` references are computed from the context the encoder was shown, so they move too.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,7 +28,7 @@ from psfm.training.module import PretrainModule
 
 
 @torch.no_grad()
-def validate(run_dir: Path, batches: int | None = None) -> dict[str, float]:
+def validate(run_dir: Path, batches: int | None = None, context: str = "all") -> dict[str, float]:
     command = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(PretrainCommand), OmegaConf.load(run_dir / "config.yaml"))
     )
@@ -37,6 +43,8 @@ def validate(run_dir: Path, batches: int | None = None) -> dict[str, float]:
     for index, batch in enumerate(datamodule.val_dataloader()):
         if index >= limit:
             break
+        if context == "reference":
+            batch = dataclasses.replace(batch, context_index=batch.context_index[:, :1])
         for key, value in model(batch).items():
             sums[key] += float(value) * batch.batch_size
             counts[key] += batch.batch_size
@@ -48,8 +56,14 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--match", default="", help="only metrics whose name contains this")
     parser.add_argument("--batches", type=int, default=None, help="validation batches (default: the run's limit)")
+    parser.add_argument(
+        "--context",
+        choices=("all", "reference"),
+        default="all",
+        help="what the encoder sees: every context view (default) or the reference view alone",
+    )
     args = parser.parse_args()
-    results = {run.name: validate(run, args.batches) for run in args.runs}
+    results = {run.name: validate(run, args.batches, args.context) for run in args.runs}
     keys = sorted({key for metrics in results.values() for key in metrics if args.match in key})
     width = max(len(key) for key in keys)
     print(f"{'metric':<{width}} " + " ".join(f"{name:>14}" for name in results))
