@@ -39,9 +39,15 @@ class OnlineProbeConfig:
 
 
 def online_metrics(source: EncoderSource, train: ProbeScenes, val: ProbeScenes) -> dict[str, float]:
-    """Floor-area ridge error ratio (vs the train mean) and retrieval top-1 of one encoder state."""
+    """Floor-area ridge error ratio (vs the train mean) and retrieval top-1s (plain, frame-aware) of one state."""
     train_features, val_features = source.features(train), source.features(val)
     metrics = {"probe/retrieval_top1": top_k(retrieval_similarity(val_features), 1)}
+    for name, gallery in (
+        ("shared_reference", val_features.shared_reference_tokens),  # docs/probes.md: the reference frame
+        ("moved_reference", val_features.moved_reference_tokens),
+    ):
+        if gallery is not None:
+            metrics[f"probe/retrieval_{name}_top1"] = top_k(retrieval_similarity(val_features, gallery), 1)
     try:
         area_train, area_val = targets.floor_area(train), targets.floor_area(val)
     except targets.MissingAnnotation:

@@ -19,7 +19,8 @@ def test_online_probe_logs_its_metrics_and_leaves_training_unchanged(tiny_world,
         online_probe=OnlineProbeConfig(every_steps=3, train_scenes=12, val_scenes=6, context_views=2, probe_views=4),
     )
     metrics = train(probed)
-    assert 0.0 <= metrics["probe/retrieval_top1"] <= 1.0
+    for name in ("retrieval_top1", "retrieval_shared_reference_top1", "retrieval_moved_reference_top1"):
+        assert 0.0 <= metrics[f"probe/{name}"] <= 1.0, name
     assert math.isfinite(metrics["probe/floor_area_mae_ratio"]) and metrics["probe/floor_area_mae_ratio"] > 0
     header = (tmp_path / "probed" / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0]
     assert "probe/retrieval_top1" in header
