@@ -13,6 +13,7 @@ from psfm.datamodules.covisibility import SceneCameras, overlap_scores
 from psfm.errors import UsageError
 
 STRATEGIES = ("random", "window")
+OVERLAP_FROM = ("context", "others")
 
 
 @dataclass
@@ -35,6 +36,11 @@ class ViewSampling:
             (``psfm.datamodules.covisibility``); the best-scoring others fill up when too few
             qualify. Candidates are every non-context view (``random``) or every frame of the
             window's span (``window``).
+        target_overlap_from: which views' sight the ``target_overlap`` score counts. ``context``: any
+            context view. ``others``: a context view other than the reference, where the reference
+            does not see it too; targets are then what only the other views show, so describing the
+            reference view cannot predict them and the encoder must fuse (docs/pretraining.md, "Does
+            the encoder fuse its views"). With one context view, ``others`` scores as ``context``.
         overlap_depth: z-depth, in the shard's pose units, at which the overlap test cuts the rays
             when no depth is loaded (with ``load_depth`` on metric shards: the reference view's median depth).
     """
@@ -46,6 +52,7 @@ class ViewSampling:
     min_gap: int = 1
     max_gap: int = 2
     target_overlap: float = 0.0
+    target_overlap_from: str = "context"
     overlap_depth: float = 2.0
 
     def __post_init__(self) -> None:
@@ -59,6 +66,10 @@ class ViewSampling:
             raise UsageError(f"views: need 1 <= min_gap <= max_gap, got {self.min_gap}..{self.max_gap}")
         if not 0.0 <= self.target_overlap <= 1.0:
             raise UsageError(f"views: target_overlap is a fraction in [0, 1], got {self.target_overlap}")
+        if self.target_overlap_from not in OVERLAP_FROM:
+            raise UsageError(
+                f"views: target_overlap_from must be one of {list(OVERLAP_FROM)}, got {self.target_overlap_from!r}"
+            )
         if self.overlap_depth <= 0:
             raise UsageError(f"views: overlap_depth must be > 0, got {self.overlap_depth}")
 
@@ -93,7 +104,11 @@ class ViewSampling:
         span = range(min(drawn), max(drawn) + 1) if self.strategy == "window" else range(available)
         candidates = [view for view in span if view not in context]
         depth = reference_depth(context[0]) if reference_depth is not None else None
-        scores = overlap_scores(cameras, candidates, context, depth or self.overlap_depth)
+        depth = depth or self.overlap_depth
+        if self.target_overlap_from == "others" and len(context) > 1:
+            scores = overlap_scores(cameras, candidates, context[1:], depth, hidden_from=context[:1])
+        else:
+            scores = overlap_scores(cameras, candidates, context, depth)
         return context + self._overlapping(rng, candidates, scores.tolist(), num_views - len(context))
 
     def arrange(self, view_ids: list[int], num_context: int) -> tuple[list[int], list[int], list[int]]:

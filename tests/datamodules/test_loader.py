@@ -136,14 +136,17 @@ def test_the_loader_draws_targets_the_context_sees_when_target_overlap_is_set(tm
     assert not all(all(row) for row in groups(ViewSampling(4, 4, context_ratio=0.25)))  # the test can fail
 
 
-def test_target_overlap_decodes_each_depth_map_once(scene_shards, monkeypatch):
+@pytest.mark.parametrize("overlap_from", ["context", "others"])
+def test_target_overlap_decodes_each_depth_map_once(scene_shards, monkeypatch, overlap_from):
     """The reference view's depth, read to score covisibility, is reused by the decoder rather than decoded again."""
     import psfm.datamodules.batching as batching
 
     calls: list[str] = []
     real = batching.decode_depth
     monkeypatch.setattr(batching, "decode_depth", lambda data, where: calls.append(where) or real(data, where))
-    views = ViewSampling(4, 5, strategy="window", min_gap=1, max_gap=1, target_overlap=0.3)
+    views = ViewSampling(
+        4, 5, strategy="window", min_gap=1, max_gap=1, target_overlap=0.3, target_overlap_from=overlap_from
+    )
     batches = stream(resolve_shards(str(scene_shards[0])).urls, views=views, load_depth=True)
 
     assert len(calls) == sum(batch.num_views * batch.batch_size for batch in batches) == len(set(calls))

@@ -113,6 +113,7 @@ def test_window_batches_hold_views_in_capture_order_with_context_anywhere():
         dict(min_gap=3, max_gap=2),
         dict(target_overlap=1.5),
         dict(overlap_depth=0.0),
+        dict(target_overlap_from="reference"),
     ],
 )
 def test_invalid_sampling_is_refused(bad):
@@ -140,6 +141,38 @@ def test_fitting_keeps_projection_consistent(crop):
 
 
 sizes = st.integers(6, 80)
+
+
+def test_overlap_hidden_from_counts_only_what_those_views_cannot_see():
+    """Reference 0 looks along +x, view 1 along -x: a candidate beside view 1 is what only view 1 shows."""
+    cameras = facing_cameras([(1, 0), (-1, 0), (-1, 0), (1, 0)])
+    both = overlap_scores(cameras, [2, 3], context=[0, 1], depth=2.0)
+    assert both[0] > 0.9 and both[1] > 0.9
+    others = overlap_scores(cameras, [2, 3], context=[1], depth=2.0, hidden_from=[0])
+    assert others[0] == pytest.approx(both[0]) and others[1] == 0.0  # candidate 3 is the reference's own view
+
+
+def test_targets_from_the_others_are_what_only_the_non_reference_context_views_show():
+    """Eight cameras, 0-3 along +x, 4-7 along -x. Where the two context views face apart, every target faces
+    the way the non-reference one does; scored against any context view, some face the reference's way."""
+    cameras = facing_cameras([(1, 0)] * 4 + [(-1, 0)] * 4)
+
+    def targets_with_the_other_view(source: str) -> list[bool]:
+        views = ViewSampling(4, 4, context_ratio=0.5, target_overlap=0.5, target_overlap_from=source)
+        out = []
+        for seed in range(60):
+            chosen = views.select(random.Random(seed), 8, 4, cameras)
+            reference, other, targets = chosen[0], chosen[1], chosen[2:]
+            if (reference < 4) != (other < 4):
+                out += [(target < 4) == (other < 4) for target in targets]
+        return out
+
+    fused = targets_with_the_other_view("others")
+    assert len(fused) >= 40 and all(fused)
+    assert not all(targets_with_the_other_view("context"))  # the test can fail
+    single = ViewSampling(2, 2, context_ratio=0.5, target_overlap=0.5, target_overlap_from="others")
+    reference, target = single.select(random.Random(0), 8, 2, cameras)  # one context view: scored as "context"
+    assert (reference < 4) == (target < 4)
 
 
 @settings(max_examples=40, deadline=None)
