@@ -40,7 +40,7 @@ class OnlineProbeConfig:
 
 def online_metrics(source: EncoderSource, train: ProbeScenes, val: ProbeScenes) -> dict[str, float]:
     """Floor-area ridge error ratio (vs the train mean) and retrieval top-1s (plain, frame-aware) of one state."""
-    train_features, val_features = source.features(train), source.features(val)
+    train_features, val_features = source.features(train, frame_aware=False), source.features(val)
     metrics = {"probe/retrieval_top1": top_k(retrieval_similarity(val_features), 1)}
     for name, gallery in (
         ("shared_reference", val_features.shared_reference_tokens),  # docs/probes.md: the reference frame

@@ -156,7 +156,7 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
         train, val = scenes[size]
         figure_data.setdefault("scenes", val)
         log.info("probe: %s features", name)
-        train_features = source.features(train) if train is not None else None
+        train_features = source.features(train, frame_aware=False) if train is not None else None
         val_features = source.features(val)
         figure_data["features"][name] = val_features
         scores[name] = _probe_source(command, train_features, val_features, train, val, seeds, skipped, name)

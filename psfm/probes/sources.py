@@ -36,7 +36,8 @@ class ProbeFeatures:
             mark it, as the encoder marks its reference view, so both get the same information.
         shared_reference_tokens: [S, L, D] the same from view 0 and views C+1..2C-1: subset B with
             A's reference view in place of its own, so the pair shares the frame the targets are
-            posed in (``reference_subsets``); None where C < 2.
+            posed in (``reference_subsets``); None where C < 2 or not asked for (``frame_aware``:
+            only retrieval reads them, on held-out scenes, so train scenes skip their encoding).
         moved_reference_tokens: [S, L, D] the same from A's own views with view 1 as the reference:
             how much the representation depends on which view defines its frame; None where C < 2.
     """
@@ -99,10 +100,11 @@ class EncoderSource:
         return next(self.spatial.parameters()).device
 
     @torch.no_grad()
-    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+    def features(self, scenes: ProbeScenes, frame_aware: bool = True) -> ProbeFeatures:
         spatial = self.spatial
         context = scenes.num_context
-        subsets = {"scene": slice(0, context), "subset": slice(context, 2 * context), **reference_subsets(context)}
+        frames = reference_subsets(context) if frame_aware else {}  # train scenes need none: nothing fits on them
+        subsets = {"scene": slice(0, context), "subset": slice(context, 2 * context), **frames}
         latents: dict[str, list[torch.Tensor]] = {name: [] for name in subsets}
         view_tokens, grid = [], (0, 0)
         for part in _batches(len(scenes), self.batch_size):
@@ -135,7 +137,7 @@ class BackboneMeanSource(EncoderSource):
     ordered, first_is_reference = False, True
 
     @torch.no_grad()
-    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+    def features(self, scenes: ProbeScenes, frame_aware: bool = True) -> ProbeFeatures:
         backbone = self.spatial
         context = scenes.num_context
         first, second, grid = [], [], (0, 0)
@@ -146,14 +148,14 @@ class BackboneMeanSource(EncoderSource):
                 grid = views.grid
         tokens = torch.cat(first)  # S C N Db
         pooled = torch.cat([tokens.mean(2), torch.cat(second).mean(2)], dim=1)  # S 2C Db
-        return per_view_features(pooled, tokens, grid, context)
+        return per_view_features(pooled, tokens, grid, context, frame_aware)
 
 
 def per_view_features(
-    per_view: torch.Tensor, view_tokens: torch.Tensor, grid: tuple[int, int], context: int
+    per_view: torch.Tensor, view_tokens: torch.Tensor, grid: tuple[int, int], context: int, frame_aware: bool = True
 ) -> ProbeFeatures:
     """``ProbeFeatures`` of a per-view source from one descriptor per probe view, per_view [S, 2C, D]."""
-    subsets = reference_subsets(context)
+    subsets = reference_subsets(context) if frame_aware else {}
     shared, moved = (per_view[:, subsets[name]] if subsets else None for name in ("shared", "moved"))
     return ProbeFeatures(
         per_view[:, :context], per_view[:, context:], view_tokens[:, :context], grid, False, True, shared, moved
@@ -171,7 +173,7 @@ class ThumbnailSource:
     def __init__(self, image_size: tuple[int, int], patch_size: int = 16, input_kind: str = "images"):
         self.image_size, self.patch_size, self.input_kind = tuple(image_size), patch_size, input_kind
 
-    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+    def features(self, scenes: ProbeScenes, frame_aware: bool = True) -> ProbeFeatures:
         context = scenes.num_context
         grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
         thumbs, patches = [], []
@@ -183,7 +185,7 @@ class ThumbnailSource:
             small = small.unflatten(2, (grid[0], PATCH_PIXELS)).unflatten(4, (grid[1], PATCH_PIXELS))  # M 3 h p w p
             small = small.permute(0, 2, 4, 1, 3, 5).flatten(3).flatten(1, 2)  # M N (3 p p)
             patches.append(small.unflatten(0, images.shape[:2])[:, :context])
-        return per_view_features(torch.cat(thumbs), torch.cat(patches), grid, context)
+        return per_view_features(torch.cat(thumbs), torch.cat(patches), grid, context, frame_aware)
 
 
 class ConstantSource:
@@ -194,10 +196,10 @@ class ConstantSource:
     def __init__(self, image_size: tuple[int, int], patch_size: int = 16):
         self.image_size, self.patch_size = tuple(image_size), patch_size
 
-    def features(self, scenes: ProbeScenes) -> ProbeFeatures:
+    def features(self, scenes: ProbeScenes, frame_aware: bool = True) -> ProbeFeatures:
         grid = (scenes.image_size[0] // self.patch_size, scenes.image_size[1] // self.patch_size)
         count = len(scenes)
         zeros = torch.zeros(count, 1, 1)
         views = torch.zeros(count, scenes.num_context, grid[0] * grid[1], 1)
-        shared, moved = (zeros.clone() if scenes.num_context >= 2 else None for _ in range(2))
+        shared, moved = (zeros.clone() if frame_aware and scenes.num_context >= 2 else None for _ in range(2))
         return ProbeFeatures(zeros, zeros.clone(), views, grid, True, False, shared, moved)

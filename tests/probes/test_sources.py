@@ -156,3 +156,17 @@ def test_frame_aware_subsets_come_from_the_right_views(encoder):
         constant.shared_reference_tokens.shape == constant.scene_tokens.shape
         and not constant.moved_reference_tokens.any()
     )
+
+
+def test_frame_aware_subsets_are_skipped_where_nothing_reads_them(encoder, monkeypatch):
+    """Train scenes (``frame_aware=False``) encode subsets A and B only: two encodings per batch, not four."""
+    scenes = scenes_with_images()
+    calls = []
+    real = encoder.encoder.encode_views
+    monkeypatch.setattr(encoder.encoder, "encode_views", lambda images: calls.append(1) or real(images))
+    plain = EncoderSource(encoder, batch_size=16).features(scenes, frame_aware=False)
+    assert len(calls) == 2 and plain.shared_reference_tokens is None and plain.moved_reference_tokens is None
+    assert EncoderSource(encoder, batch_size=16).features(scenes).moved_reference_tokens is not None
+    assert len(calls) == 6
+    for source in (ThumbnailSource((32, 32), patch_size=16), ConstantSource((32, 32), patch_size=16)):
+        assert source.features(scenes, frame_aware=False).shared_reference_tokens is None
