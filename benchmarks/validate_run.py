@@ -10,6 +10,11 @@ model, and every validation batch (``trainer.limit_val_batches`` of them, as in 
 targets, their poses and the references' truth unchanged): the rise in unseen-view error is what the
 other context views contribute, i.e. whether the encoder fuses views or describes its reference view.
 The ``ref_*`` references are computed from the context the encoder was shown, so they move too.
+
+``--set KEY=VALUE`` overrides the run's config before its data is rebuilt, so runs trained with
+different view sampling are scored on the same validation views, e.g. both arms of an A/B on the
+default draw (``--set datamodule.views.target_overlap=0``) or on targets that only the non-reference
+context views show (``--set datamodule.views.target_overlap=0.3 datamodule.views.target_overlap_from=others``).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from psfm.training.module import PretrainModule
 
 
 @torch.no_grad()
-def validate(run_dir: Path, batches: int | None = None, context: str = "all") -> dict[str, float]:
-    command = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(PretrainCommand), OmegaConf.load(run_dir / "config.yaml"))
-    )
+def validate(
+    run_dir: Path, batches: int | None = None, context: str = "all", overrides: list[str] | None = None
+) -> dict[str, float]:
+    config = OmegaConf.merge(OmegaConf.structured(PretrainCommand), OmegaConf.load(run_dir / "config.yaml"))
+    command = OmegaConf.to_object(OmegaConf.merge(config, OmegaConf.from_dotlist(overrides or [])))
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     module = PretrainModule(**checkpoint["hyper_parameters"])
     module.load_state_dict(checkpoint["state_dict"])
@@ -62,8 +68,15 @@ def main() -> None:
         default="all",
         help="what the encoder sees: every context view (default) or the reference view alone",
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run, e.g. datamodule.views.target_overlap=0",
+    )
     args = parser.parse_args()
-    results = {run.name: validate(run, args.batches, args.context) for run in args.runs}
+    results = {run.name: validate(run, args.batches, args.context, args.set) for run in args.runs}
     keys = sorted({key for metrics in results.values() for key in metrics if args.match in key})
     width = max(len(key) for key in keys)
     print(f"{'metric':<{width}} " + " ".join(f"{name:>14}" for name in results))
