@@ -5,6 +5,9 @@
 * ``target_depth``: ``RayDepthProbe`` on the scene tokens and the rays of a *target* view the
   encoder never saw, posed in the reference frame. The constant source's row is the rays-only
   floor: what a camera's pose alone says about depth in these rooms (the floor is below, ...).
+  ``target_depth/reference_alone`` scores the same fitted probe on the tokens of the reference
+  view alone: its rise over the full score is what the other context views add, i.e. whether
+  the representation fuses views or describes the view that defines its frame.
 
 Depth is predicted in log space; scores are AbsRel and δ < 1.25 in metres over valid patches, and
 AbsRel after aligning each view's scale to the truth by the median ratio (the monocular-depth
@@ -115,28 +118,36 @@ def target_depth(
 
     val_index, val_rays, val_depth = _ray_items(val_scenes, val.grid)
     scale = val_scenes.pose_scale[val_index, None]
-    rels, deltas, aligned, first = [], [], [], None
+    truth = val_depth.unflatten(0, (len(val_scenes), -1))  # S T N
+
+    @torch.no_grad()
+    def predict(model: RayDepthProbe, val_tokens: torch.Tensor) -> torch.Tensor:
+        """[S, T, N] metric depth of every held-out target view, read from ``val_tokens``."""
+        predicted = torch.cat(
+            [model(val_tokens[i], r).exp() for i, r in zip(val_index.split(256), val_rays.split(256), strict=True)]
+        )
+        if units == "normalized":
+            predicted = predicted * scale
+        return predicted.unflatten(0, (len(val_scenes), -1))
+
+    rels, deltas, aligned, alone, first = [], [], [], [], None
     for seed in seeds:
         torch.manual_seed(seed)
         model = RayDepthProbe(tokens.shape[-1], mark_first=train.first_is_reference)
         fit_probe(model, (index, rays, log_depth), loss_fn, steps=steps, seed=seed)
-        with torch.no_grad():
-            predicted = torch.cat(
-                [
-                    model(val.scene_tokens[i], r).exp()
-                    for i, r in zip(val_index.split(256), val_rays.split(256), strict=True)
-                ]
-            )
-        if units == "normalized":
-            predicted = predicted * scale
-        per_view = predicted.unflatten(0, (len(val_scenes), -1)), val_depth.unflatten(0, (len(val_scenes), -1))
-        rel, delta = depth_scores(*per_view)
+        predicted = predict(model, val.scene_tokens)
+        rel, delta = depth_scores(predicted, truth)
         rels.append(rel.nanmean().item())
         deltas.append(delta.nanmean().item())
-        aligned.append(depth_scores(median_aligned(*per_view), per_view[1])[0].nanmean().item())
-        first = per_view[0] if first is None else first
-    return [
+        aligned.append(depth_scores(median_aligned(predicted, truth), truth)[0].nanmean().item())
+        if val.reference_tokens is not None:  # the same probe, shown what the reference view alone gives
+            alone.append(depth_scores(predict(model, val.reference_tokens), truth)[0].nanmean().item())
+        first = predicted if first is None else first
+    scores = [
         ProbeScore("target_depth/ray_decoder", "AbsRel", rels, extra={"predicted": first}),
         ProbeScore("target_depth/ray_decoder", "δ<1.25", deltas, lower_is_better=False),
         ProbeScore("target_depth/ray_decoder", ALIGNED, aligned),
     ]
+    if alone:
+        scores.append(ProbeScore("target_depth/reference_alone", "AbsRel", alone))
+    return scores

@@ -42,6 +42,21 @@ def headline(report: ProbeReport, baseline: str = "random_init") -> list[tuple[s
     return rows
 
 
+def fusion(report: ProbeReport) -> list[tuple[str, float, float, float]]:
+    """(source, unseen-view depth AbsRel from every context view, from the reference view alone, rise).
+
+    The rise is what a source's other context views add to its picture of unseen views: near 0 for
+    a representation of its reference view alone (``target_depth/reference_alone``).
+    """
+    rows = []
+    for name in report.sources:
+        full = find_score(report, name, "target_depth/ray_decoder", "AbsRel")
+        alone = find_score(report, name, "target_depth/reference_alone", "AbsRel")
+        if full and alone and full.mean:
+            rows.append((name, full.mean, alone.mean, alone.mean / full.mean - 1))
+    return rows
+
+
 def markdown(report: ProbeReport, figures: list[str]) -> str:
     header, rows = score_table(report)
     lines = [
@@ -64,6 +79,19 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
         ]
         lines += [f"| {p} · {m} | {a:.3f} | {b:.3f} | {r:.2f}× |" for p, m, a, b, r in ratios]
         lines.append("")
+    fused = fusion(report)
+    if fused:
+        lines += [
+            "## What the other context views add",
+            "",
+            "Unseen-view depth read by the same fitted probe from every context view, then from the "
+            "reference view alone: a representation that fuses its views loses more without the others.",
+            "",
+            "| source | every context view | reference view alone | rise |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {name} | {full:.3f} | {alone:.3f} | {rise:+.1%} |" for name, full, alone, rise in fused]
+        lines.append("")
     lines += ["## All probes", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     if report.skipped:
@@ -82,6 +110,10 @@ def as_json(report: ProbeReport) -> dict:
         "scores": {name: [score.to_json() for score in scores] for name, scores in report.scores.items()},
         "versus_random_init": [
             {"probe": p, "metric": m, "trained": a, "random_init": b, "ratio": r} for p, m, a, b, r in headline(report)
+        ],
+        "reference_alone": [
+            {"source": name, "every_view": full, "reference_alone": alone, "rise": rise}
+            for name, full, alone, rise in fusion(report)
         ],
         "skipped": report.skipped,
         "notes": report.notes,

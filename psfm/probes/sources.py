@@ -37,9 +37,12 @@ class ProbeFeatures:
         shared_reference_tokens: [S, L, D] the same from view 0 and views C+1..2C-1: subset B with
             A's reference view in place of its own, so the pair shares the frame the targets are
             posed in (``reference_subsets``); None where C < 2 or not asked for (``frame_aware``:
-            only retrieval reads them, on held-out scenes, so train scenes skip their encoding).
+            these subsets are read on held-out scenes only, so train scenes skip their encoding).
         moved_reference_tokens: [S, L, D] the same from A's own views with view 1 as the reference:
             how much the representation depends on which view defines its frame; None where C < 2.
+        reference_tokens: [S, L', D] the same from A's reference view alone (view 0; L' = 1 for
+            per-view sources): what the scene tokens owe to the other context views, read by
+            ``target_depth`` on held-out scenes; None where C < 2 or not asked for.
     """
 
     scene_tokens: torch.Tensor
@@ -50,6 +53,7 @@ class ProbeFeatures:
     first_is_reference: bool
     shared_reference_tokens: torch.Tensor | None = None
     moved_reference_tokens: torch.Tensor | None = None
+    reference_tokens: torch.Tensor | None = None
 
 
 def reference_subsets(context: int) -> dict[str, list[int]]:
@@ -104,7 +108,8 @@ class EncoderSource:
         spatial = self.spatial
         context = scenes.num_context
         frames = reference_subsets(context) if frame_aware else {}  # train scenes need none: nothing fits on them
-        subsets = {"scene": slice(0, context), "subset": slice(context, 2 * context), **frames}
+        alone = {"alone": slice(0, 1)} if frames else {}
+        subsets = {"scene": slice(0, context), "subset": slice(context, 2 * context), **frames, **alone}
         latents: dict[str, list[torch.Tensor]] = {name: [] for name in subsets}
         view_tokens, grid = [], (0, 0)
         for part in _batches(len(scenes), self.batch_size):
@@ -125,6 +130,7 @@ class EncoderSource:
             False,
             tokens.get("shared"),
             tokens.get("moved"),
+            tokens.get("alone"),
         )
 
     def _inputs(self, scenes: ProbeScenes, part: slice, views: slice) -> torch.Tensor:
@@ -157,8 +163,9 @@ def per_view_features(
     """``ProbeFeatures`` of a per-view source from one descriptor per probe view, per_view [S, 2C, D]."""
     subsets = reference_subsets(context) if frame_aware else {}
     shared, moved = (per_view[:, subsets[name]] if subsets else None for name in ("shared", "moved"))
+    alone = per_view[:, :1] if subsets else None
     return ProbeFeatures(
-        per_view[:, :context], per_view[:, context:], view_tokens[:, :context], grid, False, True, shared, moved
+        per_view[:, :context], per_view[:, context:], view_tokens[:, :context], grid, False, True, shared, moved, alone
     )
 
 
@@ -201,5 +208,5 @@ class ConstantSource:
         count = len(scenes)
         zeros = torch.zeros(count, 1, 1)
         views = torch.zeros(count, scenes.num_context, grid[0] * grid[1], 1)
-        shared, moved = (zeros.clone() if frame_aware and scenes.num_context >= 2 else None for _ in range(2))
-        return ProbeFeatures(zeros, zeros.clone(), views, grid, True, False, shared, moved)
+        shared, moved, alone = (zeros.clone() if frame_aware and scenes.num_context >= 2 else None for _ in range(3))
+        return ProbeFeatures(zeros, zeros.clone(), views, grid, True, False, shared, moved, alone)

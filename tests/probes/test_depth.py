@@ -102,6 +102,39 @@ def test_target_depth_learns_the_depth_of_an_unseen_view_in_metres():
     assert predicted.shape == (32, 2, 4)  # scene, target view, patch
 
 
+def test_reference_alone_scores_the_same_probe_on_the_reference_views_tokens():
+    """The wall's distance reaches the scene tokens only through another context view: the reference
+    view's tokens alone hold noise, so read from them the fitted probe misses; tokens that do not
+    depend on the other views (reference alone = scene tokens) lose nothing."""
+    generator = torch.Generator().manual_seed(2)
+    lift = torch.randn(2, 8, generator=generator)
+
+    def walls(count: int, fused: bool):
+        scenes = make_scenes(torch.eye(4).repeat(count, 4, 1, 1), num_context=2)
+        metres = 1 + 3 * torch.rand(count, generator=generator)
+        d_z = camera_rays(scenes.intrinsics, (2, 2), (32, 32))[..., 2]
+        scenes.depth = (metres[:, None, None] / d_z).view(count, 4, 2, 2).repeat_interleave(16, 2)
+        scenes.depth = scenes.depth.repeat_interleave(16, 3)
+        tokens = (torch.stack([metres, torch.ones_like(metres)], -1) @ lift)[:, None].expand(count, 2, 8).contiguous()
+        noise = 1 + 3 * torch.rand(count, generator=generator)
+        alone = (torch.stack([noise, torch.ones_like(noise)], -1) @ lift)[:, None].expand(count, 2, 8).contiguous()
+        features = ProbeFeatures(tokens, tokens, torch.zeros(count, 2, 4, 1), (2, 2), True, False)
+        features.reference_tokens = alone if fused else tokens.clone()
+        return scenes, features
+
+    for fused in (True, False):
+        (train, train_features), (val, val_features) = walls(96, fused), walls(32, fused)
+        train_features.reference_tokens = None  # train scenes skip it (frame_aware=False)
+        scores = target_depth(train_features, val_features, train, val, seeds=[0], steps=150, units="metric")
+        full = score(scores, "AbsRel")
+        alone = next(s for s in scores if s.probe == "target_depth/reference_alone").mean
+        assert full < 0.1
+        assert (alone > 3 * full) if fused else alone == pytest.approx(full)
+    val_features.reference_tokens = None
+    scores = target_depth(train_features, val_features, train, val, seeds=[0], steps=1, units="metric")
+    assert not any(s.probe == "target_depth/reference_alone" for s in scores)
+
+
 def test_metric_target_depth_reads_metres_from_tokens_that_hold_metres():
     """``units="metric"``: the scene token holds the wall's distance in metres (what images show), the rays
     stay normalized; the probe regresses metres directly and must score well without any pose scale."""

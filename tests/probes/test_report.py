@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from psfm.probes.report import as_json, headline, markdown, write_report
+from psfm.probes.report import as_json, fusion, headline, markdown, write_report
 from psfm.probes.results import ProbeScore
 from psfm.probes.run import ProbeReport, score_table
 
@@ -50,3 +50,19 @@ def test_table_markdown_and_json(tmp_path):
         "probe_report.md",
     ]
     assert json.loads((path.parent / "probe_report.json").read_text("utf-8")) == json.loads(json.dumps(record))
+
+
+def test_fusion_is_the_rise_from_every_context_view_to_the_reference_view_alone():
+    def scores(full: float, alone: float | None) -> list[ProbeScore]:
+        out = [ProbeScore("target_depth/ray_decoder", "AbsRel", [full])]
+        return out + ([ProbeScore("target_depth/reference_alone", "AbsRel", [alone])] if alone else [])
+
+    by_source = {"mine": scores(0.10, 0.12), "random_init": scores(0.20, 0.21), "train_mean": scores(0.3, None)}
+    probed = ProbeReport(list(by_source), by_source, {}, [], 1.0)
+    rows = fusion(probed)
+    assert [row[0] for row in rows] == ["mine", "random_init"]  # no reference-alone score: no row
+    assert rows[0][1:3] == (0.10, 0.12) and abs(rows[0][3] - 0.2) < 1e-9
+    text = markdown(probed, [])
+    assert "## What the other context views add" in text and "| mine | 0.100 | 0.120 | +20.0% |" in text
+    assert as_json(probed)["reference_alone"][1]["source"] == "random_init"
+    assert "What the other context views add" not in markdown(report(), [])

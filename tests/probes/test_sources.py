@@ -136,6 +136,9 @@ def test_frame_aware_subsets_come_from_the_right_views(encoder):
         expected = spatial.encode_tokens(spatial.encode_views(scenes.float_images(slice(None), views))).latents
         assert torch.allclose(tokens, expected, atol=1e-5)
     assert not torch.allclose(features.moved_reference_tokens, features.scene_tokens, atol=1e-3)  # the mark moved
+    alone = spatial.encode_tokens(spatial.encode_views(scenes.float_images(slice(None), [0]))).latents
+    assert torch.allclose(features.reference_tokens, alone, atol=1e-5)
+    assert not torch.allclose(features.reference_tokens, features.scene_tokens, atol=1e-3)  # view 1 counted
 
     changed = scenes_with_images()
     changed.images[:, 2] = 255 - changed.images[:, 2]  # B's own reference view: no longer in the shared subset
@@ -148,6 +151,7 @@ def test_frame_aware_subsets_come_from_the_right_views(encoder):
     pooled = torch.cat([every_view.scene_tokens, every_view.subset_tokens], 1)  # S 2C D, views 0..3
     assert torch.allclose(thumbs.shared_reference_tokens, pooled[:, [0, 3]])
     assert torch.allclose(thumbs.moved_reference_tokens, pooled[:, [1, 0]])
+    assert torch.allclose(thumbs.reference_tokens, pooled[:, [0]])
     backbone = BackboneMeanSource(encoder).features(scenes)
     per_view = torch.cat([backbone.scene_tokens, backbone.subset_tokens], 1)
     assert torch.allclose(backbone.shared_reference_tokens, per_view[:, [0, 3]])
@@ -155,18 +159,21 @@ def test_frame_aware_subsets_come_from_the_right_views(encoder):
     assert (
         constant.shared_reference_tokens.shape == constant.scene_tokens.shape
         and not constant.moved_reference_tokens.any()
+        and constant.reference_tokens.shape == constant.scene_tokens.shape
     )
 
 
 def test_frame_aware_subsets_are_skipped_where_nothing_reads_them(encoder, monkeypatch):
-    """Train scenes (``frame_aware=False``) encode subsets A and B only: two encodings per batch, not four."""
+    """Train scenes (``frame_aware=False``) encode subsets A and B only: two encodings per batch, not five."""
     scenes = scenes_with_images()
     calls = []
     real = encoder.encoder.encode_views
     monkeypatch.setattr(encoder.encoder, "encode_views", lambda images: calls.append(1) or real(images))
     plain = EncoderSource(encoder, batch_size=16).features(scenes, frame_aware=False)
     assert len(calls) == 2 and plain.shared_reference_tokens is None and plain.moved_reference_tokens is None
-    assert EncoderSource(encoder, batch_size=16).features(scenes).moved_reference_tokens is not None
-    assert len(calls) == 6
+    assert plain.reference_tokens is None
+    assert EncoderSource(encoder, batch_size=16).features(scenes).reference_tokens is not None
+    assert len(calls) == 7  # + shared, moved and the reference view alone
     for source in (ThumbnailSource((32, 32), patch_size=16), ConstantSource((32, 32), patch_size=16)):
-        assert source.features(scenes, frame_aware=False).shared_reference_tokens is None
+        skipped = source.features(scenes, frame_aware=False)
+        assert skipped.shared_reference_tokens is None and skipped.reference_tokens is None
