@@ -73,7 +73,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides for every run, e.g. datamodule.views.target_overlap=0",
+        help="config overrides for every run, after the runs, e.g. datamodule.views.target_overlap=0",
     )
     args = parser.parse_args()
     results = {run.name: validate(run, args.batches, args.context, args.set) for run in args.runs}
