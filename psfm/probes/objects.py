@@ -28,9 +28,9 @@ from torch import nn
 
 from psfm.probes.models import TokenInput, fit_probe
 from psfm.probes.results import ProbeScore
-from psfm.probes.scenes import ProbeScenes, view_order
+from psfm.probes.scenes import ProbeScenes
 from psfm.probes.sources import ProbeFeatures
-from psfm.probes.targets import MissingAnnotation
+from psfm.probes.targets import seen_objects
 
 TIE_MARGIN = 0.25  # metres: closer-object questions nearer a tie than this are not asked
 QUESTIONS_PER_SCENE = 8
@@ -92,36 +92,12 @@ class Questions:
 
 def seen_unique_objects(scenes: ProbeScenes, index: int) -> list[tuple[dict, np.ndarray]]:
     """(object, centre in metres) of the objects unique by category + colour whose centre a context view sees."""
-    meta = scenes.metas[index]
-    objects = meta.get("objects")
-    if objects is None:
-        raise MissingAnnotation(f"objects is missing in scene {scenes.keys[index]}")
-    world_to_camera = _context_world_to_camera(scenes, index)  # C 4 4, metres
-    intrinsics = scenes.intrinsics[index, : scenes.num_context].double().numpy()
-    height, width = scenes.image_size
-    names = [(o.get("category"), o.get("color")) for o in objects]
-    out = []
-    for obj, name in zip(objects, names, strict=True):
-        box = obj.get("box") or {}
-        if names.count(name) != 1 or "centroid" not in box:
-            continue
-        centre = np.asarray(box["centroid"], dtype=np.float64)
-        camera = world_to_camera @ np.append(centre, 1.0)  # C 4
-        depth = camera[:, 2:3]
-        pixel = np.einsum("cij,cj->ci", intrinsics, camera[:, :3] / np.where(depth > 0.05, depth, 1.0))
-        inside = (depth[:, 0] > 0.05) & (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0)
-        if (inside & (pixel[:, 1] < height)).any():
-            out.append((obj, centre))
-    return out
-
-
-def _context_world_to_camera(scenes: ProbeScenes, index: int) -> np.ndarray:
-    """[C, 4, 4] metric world-to-camera of the context views: the stored reference pose times the normalized ones."""
-    meta = scenes.metas[index]
-    reference = np.asarray(meta["views"][view_order(scenes.keys[index], len(meta["views"]))[0]]["cam_to_world"])
-    relative = scenes.cam_to_world[index, : scenes.num_context].double().numpy().copy()
-    relative[:, :3, 3] *= float(scenes.pose_scale[index])
-    return np.linalg.inv(reference @ relative)
+    names = [(o.get("category"), o.get("color")) for o in scenes.metas[index].get("objects") or []]
+    return [
+        (obj, centre)
+        for obj, centre in seen_objects(scenes, index)
+        if names.count((obj.get("category"), obj.get("color"))) == 1
+    ]
 
 
 def build_questions(scenes: ProbeScenes, vocabulary: Vocabulary, kind: str, seed: int = 0) -> Questions:

@@ -22,6 +22,7 @@ HEADLINE = (
     ("floor_area/attentive", "MAE (m²)"),
     ("floor_area/linear", "MAE (m²)"),
     ("object_count/attentive", "MAE (objects)"),
+    ("seen_object_count/attentive", "MAE (objects)"),
     ("room_height/attentive", "MAE (m)"),
     ("camera_extent/attentive", "MAE (m)"),
     ("relative_pose/attentive", "rotation error (°)"),
@@ -170,10 +171,8 @@ def _scatter(report: ProbeReport, plt):
     )
     for row, probe in enumerate(facts):
         fact_name = probe.split("/")[0]
-        builder = getattr(targets, fact_name)
-        args = (targets.categories_of(scenes),) if fact_name == "object_count" else ()
         try:
-            truth = builder(scenes, *args).values[:, -1]
+            truth = targets.build_fact(fact_name, scenes, targets.categories_of(scenes)).values[:, -1]
         except targets.MissingAnnotation:
             continue
         for col, name in enumerate(report.sources):

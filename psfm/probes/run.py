@@ -25,7 +25,7 @@ log = logging.getLogger("psfm.probe")
 PROBES = ("facts", "objects", "view_depth", "target_depth", "relative_pose", "view_invariance")
 BASELINES = ("random_init", "backbone_mean", "thumbnail", "train_mean")
 TRAIN_FREE = {"view_invariance"}  # probes with nothing to fit: a run of only these never loads the train scenes
-FACTS = ("floor_area", "room_height", "object_count", "camera_extent")
+FACTS = tuple(targets.FACT_BUILDERS)
 
 
 @dataclass
@@ -209,12 +209,9 @@ def _fact_probes(command, train_features, val_features, train, val, seeds, skipp
     categories = targets.categories_of(train)
     train_facts, val_facts = [], []
     for fact_name in command.facts:
-        builder = getattr(targets, fact_name, None) if fact_name in FACTS else None
-        if builder is None:
-            raise ValueError(f"probe: unknown fact {fact_name!r}; known: {list(FACTS)}")
         try:
-            args = (categories,) if fact_name == "object_count" else ()
-            fact_train, fact_val = builder(train, *args), builder(val, *args)
+            fact_train = targets.build_fact(fact_name, train, categories)
+            fact_val = targets.build_fact(fact_name, val, categories)
         except targets.MissingAnnotation as error:
             skipped[fact_name] = str(error)
             continue

@@ -7,11 +7,15 @@ skipped with that message and the others run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from psfm.probes.scenes import ProbeScenes
+from psfm.probes.scenes import ProbeScenes, view_order
+
+SURFACE_MARGIN = 0.05  # metres: a surface this much nearer than an object's extent still counts as that object
 
 
 class MissingAnnotation(ValueError):
@@ -58,6 +62,69 @@ def object_count(scenes: ProbeScenes, categories: list[str]) -> SceneFact:
     return SceneFact("object_count", torch.tensor(rows), "objects", [*categories, "total"])
 
 
+def seen_object_count(scenes: ProbeScenes, categories: list[str]) -> SceneFact:
+    """Objects per category (columns ``categories``) and in total that some context view *sees* (``seen_objects``).
+
+    ``object_count`` counts the whole room, and a room's objects that no context view shows can only
+    be guessed from the prior; this count asks only what the encoder was shown.
+    """
+    rows = []
+    for index in range(len(scenes)):
+        names = [obj.get("category") for obj, _ in seen_objects(scenes, index, occlusion=True)]
+        rows.append([float(names.count(category)) for category in categories] + [float(len(names))])
+    return SceneFact("seen_object_count", torch.tensor(rows), "objects", [*categories, "total"])
+
+
+def seen_objects(scenes: ProbeScenes, index: int, occlusion: bool = False) -> list[tuple[dict, np.ndarray]]:
+    """(object, world centre in metres) of scene ``index``'s objects whose box centre some context view sees.
+
+    Seen: the centre is in front of the camera (z > 5 cm) and projects inside the image (u < W,
+    v < H). With ``occlusion`` and depth on the views, the surface the view shows at that pixel must
+    also not be nearer than the centre by more than the box's half-diagonal (+ 5 cm): a nearer
+    surface is something else standing in front. A pixel of unknown depth (0) hides nothing. Objects
+    without a box centre cannot be placed and are left out.
+    """
+    meta = scenes.metas[index]
+    objects = meta.get("objects")
+    if objects is None:
+        raise MissingAnnotation(f"objects is missing in scene {scenes.keys[index]}")
+    world_to_camera = _context_world_to_camera(scenes, index)  # C 4 4, metres
+    intrinsics = scenes.intrinsics[index, : scenes.num_context].double().numpy()
+    depth = (
+        scenes.depth[index, : scenes.num_context].double().numpy() if occlusion and scenes.depth is not None else None
+    )
+    height, width = scenes.image_size
+    out = []
+    for obj in objects:
+        box = obj.get("box") or {}
+        if "centroid" not in box:
+            continue
+        centre = np.asarray(box["centroid"], dtype=np.float64)
+        camera = world_to_camera @ np.append(centre, 1.0)  # C 4
+        z = camera[:, 2]
+        pixel = np.einsum("cij,cj->ci", intrinsics, camera[:, :3] / np.where(z > 0.05, z, 1.0)[:, None])
+        seen = (z > 0.05) & (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
+        if depth is not None and seen.any():
+            extent = 0.5 * float(np.linalg.norm(box.get("axes_lengths") or [0.0, 0.0, 0.0])) + SURFACE_MARGIN
+            for view in np.flatnonzero(seen):
+                surface = depth[view, int(pixel[view, 1]), int(pixel[view, 0])]
+                seen[view] = surface <= 0 or surface >= z[view] - extent
+        if seen.any():
+            out.append((obj, centre))
+    return out
+
+
+def _context_world_to_camera(scenes: ProbeScenes, index: int) -> np.ndarray:
+    """[C, 4, 4] metric world-to-camera of the context views: the stored reference pose times the normalized ones."""
+    views = scenes.metas[index].get("views") or []
+    if not views or any("cam_to_world" not in view for view in views):
+        raise MissingAnnotation(f"views[].cam_to_world is missing in scene {scenes.keys[index]}")
+    reference = np.asarray(views[view_order(scenes.keys[index], len(views))[0]]["cam_to_world"])
+    relative = scenes.cam_to_world[index, : scenes.num_context].double().numpy().copy()
+    relative[:, :3, 3] *= float(scenes.pose_scale[index])
+    return np.linalg.inv(reference @ relative)
+
+
 def categories_of(scenes: ProbeScenes) -> list[str]:
     """Sorted object categories present in a split (the count probe's columns)."""
     return sorted({obj.get("category", "?") for meta in scenes.metas for obj in meta.get("objects") or []})
@@ -68,6 +135,23 @@ def camera_extent(scenes: ProbeScenes) -> SceneFact:
     context = scenes.cam_to_world[:, : scenes.num_context, :3, 3] * scenes.pose_scale[:, None, None]  # S C 3
     extent = torch.cdist(context, context).flatten(1).amax(1)
     return SceneFact("camera_extent", extent[:, None], "m", ["camera_extent"])
+
+
+FACT_BUILDERS: dict[str, Callable[..., SceneFact]] = {
+    "floor_area": floor_area,
+    "room_height": room_height,
+    "object_count": object_count,
+    "seen_object_count": seen_object_count,
+    "camera_extent": camera_extent,
+}
+PER_CATEGORY = {"object_count", "seen_object_count"}  # facts whose columns are the train split's categories
+
+
+def build_fact(name: str, scenes: ProbeScenes, categories: list[str]) -> SceneFact:
+    """Fact ``name`` of every scene (``categories``: the count columns, fixed by the train split)."""
+    if name not in FACT_BUILDERS:
+        raise ValueError(f"probe: unknown fact {name!r}; known: {list(FACT_BUILDERS)}")
+    return FACT_BUILDERS[name](scenes, categories) if name in PER_CATEGORY else FACT_BUILDERS[name](scenes)
 
 
 def patch_depth_median(depth: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

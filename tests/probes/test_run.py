@@ -32,6 +32,8 @@ EXPECTED_PROBES = {
     "room_height/attentive",
     "object_count/linear",
     "object_count/attentive",
+    "seen_object_count/linear",
+    "seen_object_count/attentive",
     "camera_extent/linear",
     "camera_extent/attentive",
     "view_depth/linear",
@@ -182,7 +184,7 @@ def test_shards_without_annotations_skip_the_facts_they_lack(setup, tmp_path):
         **{**SMALL, "steps": 5},
     )
     report = run(command)
-    assert set(report.skipped) == {"floor_area", "room_height", "object_count"}
+    assert set(report.skipped) == {"floor_area", "room_height", "object_count", "seen_object_count"}
     assert "room.floor_area" in report.skipped["floor_area"] and "scene_0000" in report.skipped["floor_area"]
     assert "room.size" in report.skipped["room_height"] and "objects" in report.skipped["object_count"]
     probes = {score.probe for score in report.scores["a"]}

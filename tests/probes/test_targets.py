@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,6 +16,8 @@ from psfm.probes.targets import (
     object_count,
     patch_depth_median,
     room_height,
+    seen_object_count,
+    seen_objects,
 )
 from tests.probes.conftest import make_scenes, pose
 
@@ -70,6 +73,54 @@ def test_object_count_per_category_and_total():
     assert counts.values.tolist() == [[2.0, 1.0, 0.0, 3.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 
 
+def placed(category: str, centre, size=(0.4, 0.4, 0.4)) -> dict:
+    return {"category": category, "box": {"centroid": list(centre), "axes_lengths": list(size)}}
+
+
+def seen_scene(objects: list[dict], views: int = 3) -> dict:
+    return {"objects": objects, "views": [{"cam_to_world": torch.eye(4).tolist()} for _ in range(views)]}
+
+
+def test_seen_object_count_counts_only_what_a_context_view_shows():
+    """Cameras at the identity look along +z (f = 32, principal point at the image centre, 32 x 32 px)."""
+    objects = [
+        placed("chair", (0.0, 0.0, 3.0)),
+        placed("chair", (0.2, -0.1, 2.0)),
+        placed("table", (0.0, 0.0, -3.0)),  # behind every camera
+        placed("table", (10.0, 0.0, 1.0)),  # projects to u = 336, right of the image
+        {"category": "lamp"},  # no box: cannot be placed
+    ]
+    scenes = scenes_with([seen_scene(objects), seen_scene([placed("lamp", (0.0, 0.3, 1.0))])])
+    counts = seen_object_count(scenes, ["chair", "table", "lamp"])
+    assert counts.name == "seen_object_count" and counts.columns == ["chair", "table", "lamp", "total"]
+    assert counts.values.tolist() == [[2.0, 0.0, 0.0, 2.0], [0.0, 0.0, 1.0, 1.0]]
+    assert object_count(scenes, ["chair", "table", "lamp"]).values[0, -1] == 5  # the whole room, seen or not
+
+
+def test_an_object_behind_a_nearer_surface_is_not_seen_unless_another_view_shows_it():
+    """A surface 1.2 m nearer than a 0.4 m box's centre hides it; one within its half-diagonal is the box itself."""
+    objects = [placed("crate", (0.0, 0.0, 3.0)), placed("ball", (0.0, 0.0, 1.9))]
+    depth = torch.full((1, 4, 32, 32), 1.8)  # every view shows a surface 1.8 m ahead
+    scenes = replace(scenes_with([seen_scene(objects, views=4)]), depth=depth)
+    assert [o["category"] for o, _ in seen_objects(scenes, 0, occlusion=True)] == ["ball"]
+    assert len(seen_objects(scenes, 0)) == 2  # without occlusion both centres are in view
+    assert len(seen_objects(replace(scenes, depth=None), 0, occlusion=True)) == 2  # no depth: frustum only
+
+    depth[0, 1] = 0.0  # the second context view's depth is unknown: it hides nothing
+    assert len(seen_objects(scenes, 0, occlusion=True)) == 2
+    depth[0, 1], depth[0, 2] = 1.8, 5.0  # the third view is not a context view (C = 2)
+    assert len(seen_objects(scenes, 0, occlusion=True)) == 1
+
+
+def test_occlusion_reads_the_depth_at_the_centres_pixel_row_v_column_u():
+    """A surface 1 m ahead fills the top 8 rows: it hides a centre at (u, v) = (28.8, 3.2), not (3.2, 28.8)."""
+    top_right, bottom_left = placed("crate", (1.2, -1.2, 3.0)), placed("ball", (-1.2, 1.2, 3.0))
+    depth = torch.full((1, 4, 32, 32), 9.0)
+    depth[..., :8, :] = 1.0
+    scenes = replace(scenes_with([seen_scene([top_right, bottom_left], views=4)]), depth=depth)
+    assert [o["category"] for o, _ in seen_objects(scenes, 0, occlusion=True)] == ["ball"]
+
+
 def test_camera_extent_spans_the_context_cameras_in_metres():
     """Context cameras at (0,0,0), (1,0,0), (0,2,0) normalized units, 2 m per unit; the far target view is not seen."""
     eye = torch.eye(3)
@@ -91,4 +142,9 @@ def test_missing_annotations_name_the_field_and_a_scene():
     no_objects = scenes_with([METAS[0], METAS[1], {"room": METAS[2]["room"]}])
     with pytest.raises(MissingAnnotation, match=r"objects is missing in scene scene_002"):
         object_count(no_objects, ["chair"])
+    with pytest.raises(MissingAnnotation, match=r"views\[\]\.cam_to_world is missing in scene scene_000"):
+        seen_object_count(no_objects, ["chair"])
+    posed = scenes_with([seen_scene([]), {"views": seen_scene([])["views"]}])
+    with pytest.raises(MissingAnnotation, match=r"objects is missing in scene scene_001"):
+        seen_object_count(posed, ["chair"])
     assert issubclass(MissingAnnotation, ValueError)
