@@ -81,7 +81,7 @@ def seen_objects(scenes: ProbeScenes, index: int, occlusion: bool = False) -> li
     Seen: the centre is in front of the camera (z > 5 cm) and projects inside the image (u < W,
     v < H). With ``occlusion`` and depth on the views, the surface the view shows at that pixel must
     also not be nearer than the centre by more than the box's half-diagonal (+ 5 cm): a nearer
-    surface is something else standing in front. A pixel of unknown depth (0) hides nothing. Objects
+    surface is something else standing in front. A pixel of unknown depth (0 or NaN) hides nothing. Objects
     without a box centre cannot be placed and are left out.
     """
     meta = scenes.metas[index]
@@ -108,7 +108,7 @@ def seen_objects(scenes: ProbeScenes, index: int, occlusion: bool = False) -> li
             extent = 0.5 * float(np.linalg.norm(box.get("axes_lengths") or [0.0, 0.0, 0.0])) + SURFACE_MARGIN
             for view in np.flatnonzero(seen):
                 surface = depth[view, int(pixel[view, 1]), int(pixel[view, 0])]
-                seen[view] = surface <= 0 or surface >= z[view] - extent
+                seen[view] = not surface > 0 or surface >= z[view] - extent  # unknown (0, NaN) hides nothing
         if seen.any():
             out.append((obj, centre))
     return out

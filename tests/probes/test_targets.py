@@ -108,6 +108,8 @@ def test_an_object_behind_a_nearer_surface_is_not_seen_unless_another_view_shows
 
     depth[0, 1] = 0.0  # the second context view's depth is unknown: it hides nothing
     assert len(seen_objects(scenes, 0, occlusion=True)) == 2
+    depth[0, 1] = float("nan")  # so is a NaN
+    assert len(seen_objects(scenes, 0, occlusion=True)) == 2
     depth[0, 1], depth[0, 2] = 1.8, 5.0  # the third view is not a context view (C = 2)
     assert len(seen_objects(scenes, 0, occlusion=True)) == 1
 
