@@ -81,8 +81,9 @@ def seen_objects(scenes: ProbeScenes, index: int, occlusion: bool = False) -> li
     Seen: the centre is in front of the camera (z > 5 cm) and projects inside the image (u < W,
     v < H). With ``occlusion`` and depth on the views, the surface the view shows at that pixel must
     also not be nearer than the centre by more than the box's half-diagonal (+ 5 cm): a nearer
-    surface is something else standing in front. A pixel of unknown depth (0 or NaN) hides nothing. Objects
-    without a box centre cannot be placed and are left out.
+    surface is something else standing in front. A pixel of unknown depth (0 or NaN) hides nothing, and a
+    box without ``axes_lengths`` gets the frustum test alone. Objects without a box centre cannot be
+    placed and are left out.
     """
     meta = scenes.metas[index]
     objects = meta.get("objects")
@@ -104,8 +105,8 @@ def seen_objects(scenes: ProbeScenes, index: int, occlusion: bool = False) -> li
         z = camera[:, 2]
         pixel = np.einsum("cij,cj->ci", intrinsics, camera[:, :3] / np.where(z > 0.05, z, 1.0)[:, None])
         seen = (z > 0.05) & (pixel[:, 0] >= 0) & (pixel[:, 0] < width) & (pixel[:, 1] >= 0) & (pixel[:, 1] < height)
-        if depth is not None and seen.any():
-            extent = 0.5 * float(np.linalg.norm(box.get("axes_lengths") or [0.0, 0.0, 0.0])) + SURFACE_MARGIN
+        if depth is not None and seen.any() and box.get("axes_lengths"):  # no size: no telling its own surface
+            extent = 0.5 * float(np.linalg.norm(box["axes_lengths"])) + SURFACE_MARGIN
             for view in np.flatnonzero(seen):
                 surface = depth[view, int(pixel[view, 1]), int(pixel[view, 0])]
                 seen[view] = not surface > 0 or surface >= z[view] - extent  # unknown (0, NaN) hides nothing

@@ -110,6 +110,9 @@ def test_an_object_behind_a_nearer_surface_is_not_seen_unless_another_view_shows
     assert len(seen_objects(scenes, 0, occlusion=True)) == 2
     depth[0, 1] = float("nan")  # so is a NaN
     assert len(seen_objects(scenes, 0, occlusion=True)) == 2
+    depth[0, 1] = 1.8
+    unsized = {"category": "crate", "box": {"centroid": [0.0, 0.0, 3.0]}}  # no size: its own surface is unknown
+    assert len(seen_objects(replace(scenes, metas=[seen_scene([unsized], views=4)]), 0, occlusion=True)) == 1
     depth[0, 1], depth[0, 2] = 1.8, 5.0  # the third view is not a context view (C = 2)
     assert len(seen_objects(scenes, 0, occlusion=True)) == 1
 
