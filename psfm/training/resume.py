@@ -46,6 +46,11 @@ def resume_settings(command: PretrainCommand) -> dict[str, dict[str, Any]]:
     }
 
 
+def default_settings() -> dict[str, dict[str, Any]]:
+    """``resume_settings`` of psfm's default command: what a setting added since a checkpoint defaults to."""
+    return resume_settings(PretrainCommand())
+
+
 def _absolute_sources(sources: str) -> str:
     """Local shard sources as absolute paths, so the same data typed from another folder compares equal."""
 
@@ -98,10 +103,16 @@ def _global_step(path: Path) -> int:
         return -1
 
 
-def check_resumable(path: Path, model: dict, settings: dict, force: bool = False) -> list[str]:
+def check_resumable(
+    path: Path, model: dict, settings: dict, force: bool = False, defaults: dict | None = None
+) -> list[str]:
     """Refuse a missing or unreadable checkpoint, another model (always) and other settings (unless ``force``).
 
-    Returns the settings that differ (only ever non-empty under ``force``), for the log.
+    ``defaults`` (psfm's default settings, in the shape of ``settings``) lets a run made before a setting
+    existed resume: a setting the checkpoint lacks is no change while it holds psfm's default, which keeps
+    the behaviour from before it was added. The model gets no such leniency: a new model key may mean new
+    weights or another computation, so it must match exactly. Returns the settings that differ (only ever
+    non-empty under ``force``), for the log.
 
     Raises:
         MissingPathError: no such file.
@@ -124,7 +135,12 @@ def check_resumable(path: Path, model: dict, settings: dict, force: bool = False
         )
     # checkpoints from before the settings were stored still hold the optimizer's in their hyperparameters
     stored = checkpoint.get(SETTINGS_KEY) or {"optim": hyper_parameters.get("optim", {})}
-    changes = [change for section in stored for change in differences(stored[section], settings.get(section), section)]
+    defaults = defaults or {}
+    changes = [
+        change
+        for section in stored
+        for change in differences(stored[section], settings.get(section), section, defaults.get(section))
+    ]
     if changes and not force:
         raise UsageError(
             f"{path}: made with other settings ({'; '.join(changes)}); resume=force resumes "
@@ -133,11 +149,25 @@ def check_resumable(path: Path, model: dict, settings: dict, force: bool = False
     return changes
 
 
-def differences(old: Any, new: Any, prefix: str) -> list[str]:
-    """Every leaf that differs between two nested dicts, as ``key: old in the checkpoint, new now``."""
+def differences(old: Any, new: Any, prefix: str, defaults: Any = None) -> list[str]:
+    """Every leaf that differs between two nested dicts, as ``key: old in the checkpoint, new now``.
+
+    A key missing from ``old`` is no difference when ``new`` holds its value in ``defaults``: a setting
+    added since the checkpoint was made, left at the default that keeps the old behaviour.
+    """
     if isinstance(old, dict) and isinstance(new, dict):
-        keys = sorted(set(old) | set(new), key=str)
-        return [change for key in keys for change in differences(old.get(key), new.get(key), f"{prefix}.{key}")]
+        defaults = defaults if isinstance(defaults, dict) else {}
+        changes = []
+        for key in sorted(set(old) | set(new), key=str):
+            if key not in old and key in defaults and _same(defaults[key], new.get(key)):
+                continue
+            changes += differences(old.get(key), new.get(key), f"{prefix}.{key}", defaults.get(key))
+        return changes
+    return [] if _same(old, new) else [f"{prefix}: {old!r} in the checkpoint, {new!r} now"]
+
+
+def _same(old: Any, new: Any) -> bool:
+    """Equal, a list and a tuple of the same items too (YAML gives lists where dataclasses hold tuples)."""
     if isinstance(old, list | tuple) and isinstance(new, list | tuple):
         old, new = list(old), list(new)
-    return [] if old == new else [f"{prefix}: {old!r} in the checkpoint, {new!r} now"]
+    return old == new

@@ -24,7 +24,13 @@ from psfm.probes.online import OnlineProbe
 from psfm.training.checkpointing import AtomicCheckpointIO, FinalCheckpoint, RunFolderCheckpoint
 from psfm.training.config import PretrainCommand, TrainerConfig, command_from_config
 from psfm.training.module import PretrainModule
-from psfm.training.resume import ResumeSettings, check_resumable, find_checkpoint, resume_settings
+from psfm.training.resume import (
+    ResumeSettings,
+    check_resumable,
+    default_settings,
+    find_checkpoint,
+    resume_settings,
+)
 
 log = logging.getLogger("psfm.pretrain")
 
@@ -63,7 +69,8 @@ def resume_from(command: PretrainCommand, run_dir: Path, settings: dict) -> str 
     checkpoint = find_checkpoint(command, run_dir)
     if checkpoint is None:
         return None
-    accepted = check_resumable(checkpoint, asdict(command.model), settings, force=command.resume == "force")
+    force = command.resume == "force"
+    accepted = check_resumable(checkpoint, asdict(command.model), settings, force, defaults=default_settings())
     if accepted:
         log.warning("resume=force: resuming %s with other settings (%s)", checkpoint, "; ".join(accepted))
     log.info("resuming from %s", checkpoint)

@@ -234,6 +234,37 @@ def test_differences_name_keys_present_on_one_side_only():
     ]
 
 
+def test_a_setting_added_since_the_checkpoint_resumes_at_its_default_and_is_named_otherwise(tmp_path):
+    """A run made before ``datamodule.views.target_overlap_from`` existed stored no value for it: resuming with
+    psfm's default must not need ``resume=force`` (it refused, naming ``None in the checkpoint``); another value
+    is still a change. A model key gets no such leniency: it could mean other weights."""
+    from psfm.training.resume import default_settings
+
+    command = tiny_command(Path("unused"), tmp_path)
+    stored = resume_settings(command)
+    del stored["datamodule"]["views"]["target_overlap_from"]
+    path = tmp_path / "last.ckpt"
+    torch.save({"hyper_parameters": {"model": {"dim": 8}}, "psfm_resume_settings": stored}, path)
+    assert check_resumable(path, model={"dim": 8}, settings=resume_settings(command), defaults=default_settings()) == []
+    others = replace(command.datamodule.views, target_overlap_from="others")
+    other = replace(command, datamodule=replace(command.datamodule, views=others))
+    with pytest.raises(UsageError, match=r"views.target_overlap_from: None in the checkpoint, 'others' now"):
+        check_resumable(path, model={"dim": 8}, settings=resume_settings(other), defaults=default_settings())
+    with pytest.raises(UsageError, match=r"model.qk_norm: None in the checkpoint, True now"):
+        check_resumable(path, model={"dim": 8, "qk_norm": True}, settings=resume_settings(command))
+
+
+def test_a_run_from_before_a_setting_existed_resumes_with_resume_auto(finished_run):
+    """``train`` hands psfm's defaults to the check: a checkpoint whose stored settings lack a key added since
+    (here ``target_overlap_from``) resumes and extends without ``resume=force``."""
+    path = Path(finished_run.run_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    del checkpoint["psfm_resume_settings"]["datamodule"]["views"]["target_overlap_from"]
+    torch.save(checkpoint, path)
+    train(finished_run)
+    assert _checkpoint(path)["global_step"] == 3
+
+
 def test_starting_over_in_a_used_run_folder_overwrites_last_ckpt_instead_of_versioning_it(finished_run):
     """``resume=never`` in a folder holding ``last.ckpt``: the new run's newest step must be what resume=auto
     reads next time, so no ``last-v1.ckpt`` beside it (mutation testing: Lightning's version counter left on
