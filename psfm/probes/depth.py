@@ -22,7 +22,7 @@ import torch
 from psfm.objectives.losses import median_aligned
 from psfm.objectives.rays import camera_rays, plucker_rays
 from psfm.probes.models import RayDepthProbe, Ridge, fit_probe
-from psfm.probes.results import ProbeScore, bootstrap_ci
+from psfm.probes.results import ProbeScore, bootstrap_ci, fit_record
 from psfm.probes.scenes import ProbeScenes
 from psfm.probes.sources import ProbeFeatures
 from psfm.probes.targets import patch_depth_median
@@ -45,6 +45,7 @@ def depth_scores(predicted: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Te
 
 
 ALIGNED = "AbsRel, scale-aligned"
+PROBE = "target_depth/ray_decoder"
 
 
 def view_depth(
@@ -130,11 +131,11 @@ def target_depth(
             predicted = predicted * scale
         return predicted.unflatten(0, (len(val_scenes), -1))
 
-    rels, deltas, aligned, alone, first = [], [], [], [], None
+    rels, deltas, aligned, alone, curves, first = [], [], [], [], [], None
     for seed in seeds:
         torch.manual_seed(seed)
         model = RayDepthProbe(tokens.shape[-1], mark_first=train.first_is_reference)
-        fit_probe(model, (index, rays, log_depth), loss_fn, steps=steps, seed=seed)
+        curves.append(fit_probe(model, (index, rays, log_depth), loss_fn, steps=steps, seed=seed).holdout_curve)
         predicted = predict(model, val.scene_tokens)
         rel, delta = depth_scores(predicted, truth)
         rels.append(rel.nanmean().item())
@@ -144,7 +145,7 @@ def target_depth(
             alone.append(depth_scores(predict(model, val.reference_tokens), truth)[0].nanmean().item())
         first = predicted if first is None else first
     scores = [
-        ProbeScore("target_depth/ray_decoder", "AbsRel", rels, extra={"predicted": first}),
+        ProbeScore("target_depth/ray_decoder", "AbsRel", rels, extra={"predicted": first, **fit_record(PROBE, curves)}),
         ProbeScore("target_depth/ray_decoder", "δ<1.25", deltas, lower_is_better=False),
         ProbeScore("target_depth/ray_decoder", ALIGNED, aligned),
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from psfm.probes.models import AttentiveProbe, Ridge, fit_probe
-from psfm.probes.results import ProbeScore, bootstrap_ci
+from psfm.probes.results import ProbeScore, bootstrap_ci, fit_record
 from psfm.probes.sources import ProbeFeatures
 from psfm.probes.targets import SceneFact
 
@@ -51,17 +51,20 @@ def attentive(
     mean, std = targets.mean(0), targets.std(0).clamp_min(1e-6)
     widths = [fact.values.shape[1] for fact in facts]
     errors: list[list[float]] = [[] for _ in facts]
-    first = None
+    first, curves = None, []
     for seed in seeds:
         torch.manual_seed(seed)
         model = AttentiveProbe(train.scene_tokens.shape[-1], targets.shape[1], mark_first=train.first_is_reference)
         fit_probe(model, (train.scene_tokens, (targets - mean) / std), _standardized_mse, steps=steps, seed=seed)
+        curves.append(model.holdout_curve)
         with torch.no_grad():
             predicted = model(val.scene_tokens) * std + mean
         for index, (error, guess) in enumerate(zip(predicted.split(widths, 1), truth.split(widths, 1), strict=True)):
             errors[index].append((error - guess).abs().mean().item())
         first = predicted if first is None else first
-    return [
+    scores = [
         ProbeScore(f"{fact.name}/attentive", f"MAE ({fact.unit})", values, extra={"predicted": part})
         for fact, values, part in zip(facts, errors, first.split(widths, 1), strict=True)
     ]
+    scores[0].extra.update(fit_record("facts/attentive", curves))  # one model reads every fact
+    return scores

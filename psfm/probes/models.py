@@ -157,7 +157,8 @@ def fit_probe(
     """Train ``model`` on items ``data`` (tensors sharing dim 0) with ``loss_fn(model, *batch)``.
 
     A seeded ``holdout`` share of the items (at most ``max_holdout``) is kept aside; the weights with
-    the lowest holdout loss (checked every ``eval_every`` steps) are returned, in eval mode. Runs on one CPU thread:
+    the lowest holdout loss (checked every ``eval_every`` steps) are returned, in eval mode, with the
+    checks as ``model.holdout_curve`` [(step, loss), ...] (see ``second_half_gain``). Runs on one CPU thread:
     probe ops are too small to gain from more, and spinning OpenMP threads on a busy machine made
     steps up to 30x slower.
     """
@@ -177,7 +178,7 @@ def _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdou
     train = order[len(held) :] if count > 4 else order
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
-    best, best_state = math.inf, copy.deepcopy(model.state_dict())
+    best, best_state, curve = math.inf, copy.deepcopy(model.state_dict()), []
     for step in range(steps):
         model.train()
         index = train[torch.randint(len(train), (min(batch_size, len(train)),), generator=generator)]
@@ -192,7 +193,26 @@ def _fit(model, data, loss_fn, steps, batch_size, lr, weight_decay, seed, holdou
                 held_loss = sum(
                     loss_fn(model, *(tensor[part] for tensor in data)).item() * len(part) for part in held.split(256)
                 ) / len(held)
+            curve.append((step + 1, held_loss))
             if held_loss < best:
                 best, best_state = held_loss, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
+    model.holdout_curve = curve
     return model.eval()
+
+
+def second_half_gain(curve: Sequence[tuple[int, float]]) -> float:
+    """What the second half of a fit bought: 1 - (best holdout loss overall) / (best in the first half).
+
+    Near 0: the probe had converged by half its steps, so its score is what the features allow.
+    Large: it was still learning, and more ``steps`` would read more from these features. A probe
+    that reads one source's features faster than another's makes a short fit unfair to the slower.
+    NaN when the curve is too short or its losses are not positive.
+    """
+    if len(curve) < 2:
+        return math.nan
+    half = curve[-1][0] / 2
+    early = [loss for step, loss in curve if step <= half]
+    if not early or min(early) <= 0:
+        return math.nan
+    return 1 - min(loss for _, loss in curve) / min(early)

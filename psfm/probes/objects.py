@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from psfm.probes.models import TokenInput, fit_probe
-from psfm.probes.results import ProbeScore
+from psfm.probes.results import ProbeScore, fit_record
 from psfm.probes.scenes import ProbeScenes
 from psfm.probes.sources import ProbeFeatures
 from psfm.probes.targets import seen_objects
@@ -150,17 +150,19 @@ def object_probes(
         fit_q, test_q = build_questions(train_scenes, vocabulary, kind), build_questions(val_scenes, vocabulary, kind)
         if len(fit_q.answer) < 16 or len(test_q.answer) == 0:
             continue
-        values = [_fit_and_score(train, val, fit_q, test_q, kind, seed, steps) for seed in seeds]
+        fits = [_fit_and_score(train, val, fit_q, test_q, kind, seed, steps) for seed in seeds]
+        values, curves = [value for value, _ in fits], [curve for _, curve in fits]
+        probe = "object_distance/attentive" if kind == "distance" else "closer_object/attentive"
+        fitted = fit_record(probe, curves)
         if kind == "distance":
-            out.append(
-                ProbeScore("object_distance/attentive", "MAE (m)", values, extra={"questions": len(test_q.answer)})
-            )
+            out.append(ProbeScore(probe, "MAE (m)", values, extra={"questions": len(test_q.answer), **fitted}))
         else:
-            out.append(ProbeScore("closer_object/attentive", "accuracy", values, lower_is_better=False))
+            out.append(ProbeScore(probe, "accuracy", values, lower_is_better=False, extra=fitted))
     return out
 
 
-def _fit_and_score(train, val, fit_q: Questions, test_q: Questions, kind: str, seed: int, steps: int) -> float:
+def _fit_and_score(train, val, fit_q: Questions, test_q: Questions, kind: str, seed: int, steps: int):
+    """(held-out score, the fit's holdout curve)."""
     tokens = train.scene_tokens
     mean, std = fit_q.answer.mean(), fit_q.answer.std().clamp_min(1e-6)
 
@@ -179,5 +181,5 @@ def _fit_and_score(train, val, fit_q: Questions, test_q: Questions, kind: str, s
     with torch.no_grad():
         out = model(val.scene_tokens[test_q.scene], test_q.question.unflatten(1, (-1, width)))
     if kind == "distance":
-        return (out * std + mean - test_q.answer).abs().mean().item()
-    return ((out > 0).float() == test_q.answer).float().mean().item()
+        return (out * std + mean - test_q.answer).abs().mean().item(), model.holdout_curve
+    return ((out > 0).float() == test_q.answer).float().mean().item(), model.holdout_curve

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from psfm.probes.models import AttentiveProbe, fit_probe
-from psfm.probes.results import ProbeScore
+from psfm.probes.results import ProbeScore, fit_record
 from psfm.probes.scenes import ProbeScenes
 from psfm.probes.sources import ProbeFeatures
 from psfm.probes.targets import relative_pose
@@ -67,11 +67,11 @@ def relative_pose_probe(
     items = pose_items(train_scenes)
     val_scene, val_pair, val_target = pose_items(val_scenes)
     num_tokens = 2 * train.view_tokens.shape[2]
-    rotation_errors, direction_errors = [], []
+    rotation_errors, direction_errors, curves = [], [], []
     for seed in seeds:
         torch.manual_seed(seed)
         model = AttentiveProbe(train.view_tokens.shape[-1], 9, num_token_ids=num_tokens)
-        fit_probe(model, items, loss_fn, steps=steps, seed=seed)
+        curves.append(fit_probe(model, items, loss_fn, steps=steps, seed=seed).holdout_curve)
         with torch.no_grad():
             predicted = torch.cat(
                 [model(pair_tokens(val, s, p)) for s, p in zip(val_scene.split(256), val_pair.split(256), strict=True)]
@@ -85,6 +85,11 @@ def relative_pose_probe(
         )
         direction_errors.append(angle_between_directions(predicted[:, 6:], val_target[:, 6:]).mean().item())
     return [
-        ProbeScore("relative_pose/attentive", "rotation error (°)", rotation_errors),
+        ProbeScore(
+            "relative_pose/attentive",
+            "rotation error (°)",
+            rotation_errors,
+            extra=fit_record("relative_pose/attentive", curves),
+        ),
         ProbeScore("relative_pose/attentive", "translation direction error (°)", direction_errors),
     ]

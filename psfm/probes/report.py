@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from psfm.io import atomic_open, atomic_write_bytes
+from psfm.probes.models import second_half_gain
 from psfm.probes.run import ProbeReport, find_score, score_table
 from psfm.probes.targets import patch_depth_median
 
@@ -58,6 +59,23 @@ def fusion(report: ProbeReport) -> list[tuple[str, float, float, float]]:
     return rows
 
 
+def fitting(report: ProbeReport) -> list[tuple[str, dict[str, list[float]]]]:
+    """(fitted probe, {source: second-half gain per seed}) for every learned probe, in report order.
+
+    The gain (``second_half_gain``) says whether a fit had converged: a source whose probe was still
+    learning at the end is under-read by this ``steps``, and a ratio against a source whose probe had
+    converged is then not a fair one.
+    """
+    gains: dict[str, dict[str, list[float]]] = {}
+    for name in report.sources:
+        for score in report.scores[name]:
+            if "holdout_curves" in score.extra:
+                gains.setdefault(score.extra["fitted"], {})[name] = [
+                    second_half_gain(curve) for curve in score.extra["holdout_curves"]
+                ]
+    return list(gains.items())
+
+
 def markdown(report: ProbeReport, figures: list[str]) -> str:
     header, rows = score_table(report)
     lines = [
@@ -95,6 +113,22 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
         lines.append("")
     lines += ["## All probes", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    fits = fitting(report)
+    if fits:
+        lines += [
+            "",
+            "## Did the learned probes converge?",
+            "",
+            "How much lower the holdout loss (train scenes kept aside) ended than its best in the first half of "
+            "the fit, mean over seeds: near 0 % the probe had converged; a large fall means it was still learning, "
+            "and more `steps` would read more from that source.",
+            "",
+            "| fitted probe | " + " | ".join(report.sources) + " |",
+            "|" + "---|" * (1 + len(report.sources)),
+        ]
+        for probe, by_source in fits:
+            cells = [_mean_percent(by_source.get(name)) for name in report.sources]
+            lines.append(f"| {probe} | " + " | ".join(cells) + " |")
     if report.skipped:
         lines += ["", "## Skipped", ""] + [f"- `{name}`: {why}" for name, why in report.skipped.items()]
     if report.notes:
@@ -103,6 +137,11 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
         lines += ["", "## Figures", ""] + [f"![{Path(f).stem}]({Path(f).name})" for f in figures]
     lines += ["", f"Run time: {report.seconds:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def _mean_percent(gains: list[float] | None) -> str:
+    finite = [gain for gain in gains or [] if gain == gain]
+    return f"−{sum(finite) / len(finite):.1%}" if finite else "–"
 
 
 def as_json(report: ProbeReport) -> dict:
@@ -115,6 +154,18 @@ def as_json(report: ProbeReport) -> dict:
         "reference_alone": [
             {"source": name, "every_view": full, "reference_alone": alone, "rise": rise}
             for name, full, alone, rise in fusion(report)
+        ],
+        "fits": [
+            {
+                "probe": probe,
+                "source": name,
+                "second_half_gain": gains,
+                "holdout_curves": next(
+                    s.extra["holdout_curves"] for s in report.scores[name] if s.extra.get("fitted") == probe
+                ),
+            }
+            for probe, by_source in fitting(report)
+            for name, gains in by_source.items()
         ],
         "skipped": report.skipped,
         "notes": report.notes,
@@ -145,7 +196,7 @@ def draw_figures(report: ProbeReport, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    for draw in (_scatter, _depth_maps, _similarity, _pca_maps):
+    for draw in (_scatter, _depth_maps, _similarity, _pca_maps, _fit_curves):
         figure = draw(report, plt)
         if figure is not None:
             written.append(_save(figure, out / f"{draw.__name__.strip('_')}.png"))
@@ -279,4 +330,28 @@ def _pca_maps(report: ProbeReport, plt):
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle("Patch tokens of context views, first 3 principal components as RGB", fontsize=9)
+    return figure
+
+
+def _fit_curves(report: ProbeReport, plt):
+    """Holdout loss of every learned probe while it was fitted (first seed), one line per source."""
+    fits = fitting(report)
+    if not fits:
+        return None
+    figure, axes = plt.subplots(1, len(fits), figsize=(3.2 * len(fits), 2.8), squeeze=False)
+    for axis, (probe, by_source) in zip(axes[0], fits, strict=True):
+        for name in by_source:
+            score = next(s for s in report.scores[name] if s.extra.get("fitted") == probe)
+            steps, losses = zip(*score.extra["holdout_curves"][0], strict=True)
+            axis.plot(steps, losses, marker=".", label=name)
+        if all(loss > 0 for line in axis.get_lines() for loss in line.get_ydata()):
+            axis.set_yscale("log")
+        axis.set_title(probe, fontsize=8)
+        axis.set_xlabel("fitting step", fontsize=7)
+        axis.set_ylabel("holdout loss", fontsize=7)
+        axis.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6)
+    figure.suptitle(
+        "Learned probes while fitting: still falling at the end means more steps would read more", fontsize=9
+    )
     return figure

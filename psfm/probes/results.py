@@ -56,6 +56,15 @@ class ProbeScore:
         }
 
 
+def fit_record(fitted: str, curves: list[list[tuple[int, float]]]) -> dict:
+    """What a learned probe's score carries in ``extra`` about its fits (one entry per fitted model).
+
+    ``fitted`` names the model (``facts/attentive`` reads every fact, so only the first fact's score
+    carries it); ``holdout_curves`` is each seed's [(step, holdout loss), ...] from ``fit_probe``.
+    """
+    return {"fitted": fitted, "holdout_curves": [list(curve) for curve in curves]}
+
+
 def bootstrap_ci(per_scene: torch.Tensor, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of the mean of ``per_scene`` [S] values (NaN left out), resampling scenes."""
     per_scene = per_scene[~torch.isnan(per_scene)]

@@ -42,6 +42,7 @@ class ProbeCommand:
     max_train_scenes: int | None = None
     max_val_scenes: int | None = None
     seeds: int = 3
+    first_seed: int = 0  # learned probes use seeds first_seed .. first_seed + seeds - 1: add seeds to an earlier run
     steps: int = 600
     target_depth_units: str = "metric"  # or normalized: see psfm.probes.depth.target_depth
     probes: list[str] = field(default_factory=lambda: [p for p in PROBES if p != "objects"])  # objects: opt-in
@@ -120,10 +121,12 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
         raise ValueError(
             f"probe: target_depth_units={command.target_depth_units!r}; use one of {depth.TARGET_DEPTH_UNITS}"
         )
+    if command.seeds < 1 or command.first_seed < 0:
+        raise ValueError(f"probe: seeds={command.seeds}, first_seed={command.first_seed}; need seeds >= 1 and >= 0")
     check_sources(command)
     start = time.perf_counter()
     sources = build_sources(command)
-    seeds = list(range(command.seeds))
+    seeds = list(range(command.first_seed, command.first_seed + command.seeds))
     scenes: dict[tuple[int, int], tuple[ProbeScenes, ProbeScenes]] = {}
     notes, skipped = [], {}
     scores: dict[str, list[ProbeScore]] = {name: [] for name in sources}

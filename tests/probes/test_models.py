@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from psfm.probes.models import AttentiveProbe, RayDepthProbe, Ridge, fit_probe
+from psfm.probes.models import AttentiveProbe, RayDepthProbe, Ridge, fit_probe, second_half_gain
 
 
 def r_squared(predicted: torch.Tensor, truth: torch.Tensor) -> float:
@@ -107,6 +107,16 @@ def test_fit_probe_returns_the_best_holdout_weights_in_eval_mode():
     assert len(holdout_losses) == 20 and holdout_losses[-1] > 10 * min(holdout_losses)  # the last is not the best
     with torch.no_grad():
         assert (model.weight.sum() - 0.3).square().item() == pytest.approx(min(holdout_losses))
+    assert [step for step, _ in model.holdout_curve] == list(range(5, 101, 5))
+    assert [loss for _, loss in model.holdout_curve] == pytest.approx(holdout_losses)
+
+
+def test_second_half_gain_tells_a_converged_fit_from_one_still_learning():
+    steps = range(100, 1001, 100)
+    assert second_half_gain([(s, 0.5) for s in steps]) == 0.0  # flat from the start: converged
+    assert second_half_gain([(s, 1 / s) for s in steps]) == pytest.approx(1 - 0.001 / 0.002)  # still halving
+    assert second_half_gain([(s, 0.5 if s <= 500 else 0.9) for s in steps]) == 0.0  # overfit late: the best is early
+    assert math.isnan(second_half_gain([(100, 0.5)])) and math.isnan(second_half_gain([(s, -1.0) for s in steps]))
 
 
 def plane_scenes(count: int, lift: torch.Tensor, generator: torch.Generator, rays_per_scene: int = 8):

@@ -116,7 +116,12 @@ def test_report_files_and_figures(full_run):
     assert record["versus_random_init"] and all(row["random_init"] > 0 for row in record["versus_random_init"])
     probes = {row["probe"] for row in record["versus_random_init"]}
     assert {"view_depth/linear", "relative_pose/attentive", "view_invariance/retrieval"} <= probes
-    for figure in ("scatter", "depth_maps", "similarity", "pca_maps"):
+    fits = {(row["probe"], row["source"]) for row in record["fits"]}
+    learned = {"facts/attentive", "target_depth/ray_decoder", "relative_pose/attentive"}
+    assert fits == {(probe, name) for probe in learned for name in report.sources}
+    assert all(len(row["holdout_curves"]) == len(row["second_half_gain"]) == 1 for row in record["fits"])
+    assert "## Did the learned probes converge?" in markdown and "| facts/attentive |" in markdown
+    for figure in ("scatter", "depth_maps", "similarity", "pca_maps", "fit_curves"):
         path = out / f"{figure}.png"
         assert path.read_bytes()[:8] == PNG_MAGIC, figure
         assert f"({figure}.png)" in markdown
@@ -222,6 +227,25 @@ def test_wrong_arguments_are_refused_by_name(setup, tmp_path):
         run_probes(ProbeCommand(export=setup["a"], probes=["facts"], baselines=[], facts=["volume"], **data))
     with pytest.raises(ValueError, match="target_depth_units='feet'"):
         run_probes(ProbeCommand(export=setup["a"], target_depth_units="feet", **data))
+    with pytest.raises(ValueError, match="first_seed=-1"):
+        run_probes(ProbeCommand(export=setup["a"], first_seed=-1, **data))
+
+
+def test_first_seed_adds_seeds_to_an_earlier_run(setup, tmp_path):
+    """``first_seed=1 seeds=1`` fits exactly the second seed of a ``seeds=2`` run, so seeds can be added later."""
+    data = {"train": setup["train"], "val": setup["val"], "out": str(tmp_path), **SMALL}
+    options = {"export": setup["a"], "probes": ["target_depth"], "baselines": []}
+
+    def values(**seeds) -> list[float]:
+        scores = run_probes(ProbeCommand(**options, **{**data, **seeds})).scores
+        (score,) = [
+            s for s in next(iter(scores.values())) if s.probe == "target_depth/ray_decoder" and s.metric == "AbsRel"
+        ]
+        return score.values
+
+    both, second = values(seeds=2), values(seeds=1, first_seed=1)
+    assert len(both) == 2 and second == [both[1]]
+    assert both[0] != both[1]  # the seeds differ, so the match above is not a coincidence
 
 
 def test_cli_help_lists_the_probes_and_takes_lists_of_exports(tmp_path):
