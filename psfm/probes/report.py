@@ -59,21 +59,19 @@ def fusion(report: ProbeReport) -> list[tuple[str, float, float, float]]:
     return rows
 
 
-def fitting(report: ProbeReport) -> list[tuple[str, dict[str, list[float]]]]:
-    """(fitted probe, {source: second-half gain per seed}) for every learned probe, in report order.
+def fitting(report: ProbeReport) -> list[tuple[str, dict[str, list[list[tuple[int, float]]]]]]:
+    """(fitted probe, {source: holdout curve per seed}) for every learned probe, in report order.
 
-    The gain (``second_half_gain``) says whether a fit had converged: a source whose probe was still
+    A curve says whether a fit had converged (``second_half_gain``): a source whose probe was still
     learning at the end is under-read by this ``steps``, and a ratio against a source whose probe had
-    converged is then not a fair one.
+    converged is then not a fair one. A best early and a rise after it is the probe overfitting.
     """
-    gains: dict[str, dict[str, list[float]]] = {}
+    curves: dict[str, dict[str, list]] = {}
     for name in report.sources:
         for score in report.scores[name]:
             if "holdout_curves" in score.extra:
-                gains.setdefault(score.extra["fitted"], {})[name] = [
-                    second_half_gain(curve) for curve in score.extra["holdout_curves"]
-                ]
-    return list(gains.items())
+                curves.setdefault(score.extra["fitted"], {})[name] = score.extra["holdout_curves"]
+    return list(curves.items())
 
 
 def markdown(report: ProbeReport, figures: list[str]) -> str:
@@ -120,14 +118,15 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
             "## Did the learned probes converge?",
             "",
             "How much lower the holdout loss (train scenes kept aside) ended than its best in the first half of "
-            "the fit, mean over seeds: near 0 % the probe had converged; a large fall means it was still learning, "
-            "and more `steps` would read more from that source.",
+            "the fit (mean over seeds), and the step of the best (first seed), whose weights are kept: near 0 % "
+            "the probe had converged (a best early means it overfit after); a large fall with the best at "
+            "the end means it was still learning, and more `steps` would read more from that source.",
             "",
             "| fitted probe | " + " | ".join(report.sources) + " |",
             "|" + "---|" * (1 + len(report.sources)),
         ]
         for probe, by_source in fits:
-            cells = [_mean_percent(by_source.get(name)) for name in report.sources]
+            cells = [_convergence(by_source.get(name)) for name in report.sources]
             lines.append(f"| {probe} | " + " | ".join(cells) + " |")
     if report.skipped:
         lines += ["", "## Skipped", ""] + [f"- `{name}`: {why}" for name, why in report.skipped.items()]
@@ -139,9 +138,15 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _mean_percent(gains: list[float] | None) -> str:
-    finite = [gain for gain in gains or [] if gain == gain]
-    return f"−{sum(finite) / len(finite):.1%}" if finite else "–"
+def _convergence(curves: list[list[tuple[int, float]]] | None) -> str:
+    """``−12.0 % (best at 2900 of 3000)``: the second-half gain and where the kept weights came from."""
+    gains = [gain for gain in map(second_half_gain, curves or []) if gain == gain]
+    if not gains:
+        return "–"
+    gain = sum(gains) / len(gains)
+    best_step = min(curves[0], key=lambda point: point[1])[0]
+    shown = f"−{gain:.1%}" if gain >= 0.0005 else "0.0%"  # 0: the best came in the first half
+    return f"{shown} (best at {best_step} of {curves[0][-1][0]})"
 
 
 def as_json(report: ProbeReport) -> dict:
@@ -159,13 +164,11 @@ def as_json(report: ProbeReport) -> dict:
             {
                 "probe": probe,
                 "source": name,
-                "second_half_gain": gains,
-                "holdout_curves": next(
-                    s.extra["holdout_curves"] for s in report.scores[name] if s.extra.get("fitted") == probe
-                ),
+                "second_half_gain": [second_half_gain(curve) for curve in curves],
+                "holdout_curves": curves,
             }
             for probe, by_source in fitting(report)
-            for name, gains in by_source.items()
+            for name, curves in by_source.items()
         ],
         "skipped": report.skipped,
         "notes": report.notes,
@@ -340,9 +343,8 @@ def _fit_curves(report: ProbeReport, plt):
         return None
     figure, axes = plt.subplots(1, len(fits), figsize=(3.2 * len(fits), 2.8), squeeze=False)
     for axis, (probe, by_source) in zip(axes[0], fits, strict=True):
-        for name in by_source:
-            score = next(s for s in report.scores[name] if s.extra.get("fitted") == probe)
-            steps, losses = zip(*score.extra["holdout_curves"][0], strict=True)
+        for name, curves in by_source.items():
+            steps, losses = zip(*curves[0], strict=True)
             axis.plot(steps, losses, marker=".", label=name)
         if all(loss > 0 for line in axis.get_lines() for loss in line.get_ydata()):
             axis.set_yscale("log")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from psfm.probes.report import as_json, fusion, headline, markdown, write_report
-from psfm.probes.results import ProbeScore
+from psfm.probes.results import ProbeScore, fit_record
 from psfm.probes.run import ProbeReport, score_table
 
 
@@ -66,3 +66,17 @@ def test_fusion_is_the_rise_from_every_context_view_to_the_reference_view_alone(
     assert "## What the other context views add" in text and "| mine | 0.100 | 0.120 | +20.0% |" in text
     assert as_json(probed)["reference_alone"][1]["source"] == "random_init"
     assert "What the other context views add" not in markdown(report(), [])
+
+
+def test_convergence_table_tells_a_fit_still_learning_from_one_that_overfit():
+    """Still learning: the best at the last check and a large second-half fall. Overfit: the best early, 0 %."""
+    learning = [(100, 1.0), (200, 0.8), (300, 0.6), (400, 0.5)]  # best in the first half 0.8, at the end 0.5
+    overfit = [(100, 0.9), (200, 0.7), (300, 0.8), (400, 1.0)]
+    by_source = {
+        name: [ProbeScore("facts/attentive", "MAE", [1.0], extra=fit_record("facts/attentive", [curve]))]
+        for name, curve in (("mine", learning), ("random_init", overfit))
+    }
+    text = markdown(ProbeReport(list(by_source), by_source, {}, [], 1.0), [])
+    assert "| facts/attentive | −37.5% (best at 400 of 400) | 0.0% (best at 200 of 400) |" in text
+    fits = as_json(ProbeReport(list(by_source), by_source, {}, [], 1.0))["fits"]
+    assert [(row["source"], row["second_half_gain"]) for row in fits] == [("mine", [0.375]), ("random_init", [0.0])]
