@@ -145,9 +145,9 @@ def target_depth(
             alone.append(depth_scores(predict(model, val.reference_tokens), truth)[0].nanmean().item())
         first = predicted if first is None else first
     scores = [
-        ProbeScore("target_depth/ray_decoder", "AbsRel", rels, extra={"predicted": first, **fit_record(PROBE, curves)}),
-        ProbeScore("target_depth/ray_decoder", "δ<1.25", deltas, lower_is_better=False),
-        ProbeScore("target_depth/ray_decoder", ALIGNED, aligned),
+        ProbeScore(PROBE, "AbsRel", rels, extra={"predicted": first, **fit_record(PROBE, curves)}),
+        ProbeScore(PROBE, "δ<1.25", deltas, lower_is_better=False),
+        ProbeScore(PROBE, ALIGNED, aligned),
     ]
     if alone:
         scores.append(ProbeScore("target_depth/reference_alone", "AbsRel", alone))

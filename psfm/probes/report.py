@@ -139,7 +139,7 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
 
 
 def _convergence(curves: list[list[tuple[int, float]]] | None) -> str:
-    """``−12.0 % (best at 2900 of 3000)``: the second-half gain and where the kept weights came from."""
+    """``−12.0% (best at 2900 of 3000)``: the second-half gain and where the kept weights came from."""
     gains = [gain for gain in map(second_half_gain, curves or []) if gain == gain]
     if not gains:
         return "–"

@@ -122,7 +122,9 @@ def run_probes(command: ProbeCommand) -> ProbeReport:
             f"probe: target_depth_units={command.target_depth_units!r}; use one of {depth.TARGET_DEPTH_UNITS}"
         )
     if command.seeds < 1 or command.first_seed < 0:
-        raise ValueError(f"probe: seeds={command.seeds}, first_seed={command.first_seed}; need seeds >= 1 and >= 0")
+        raise ValueError(
+            f"probe: seeds={command.seeds}, first_seed={command.first_seed}; need seeds >= 1 and first_seed >= 0"
+        )
     check_sources(command)
     start = time.perf_counter()
     sources = build_sources(command)
