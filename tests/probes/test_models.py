@@ -111,6 +111,41 @@ def test_fit_probe_returns_the_best_holdout_weights_in_eval_mode():
     assert [loss for _, loss in model.holdout_curve] == pytest.approx(holdout_losses)
 
 
+def test_fit_probe_stops_once_the_holdout_loss_has_not_improved_for_patience_steps():
+    """Best at step 15, worse ever after: with patience 100 the fit ends at step 115, not 5000."""
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+
+    def loss_fn(net: nn.Module, items: torch.Tensor) -> torch.Tensor:
+        return -net.weight.sum() if net.training else (net.weight.sum() - 0.3).square()
+
+    def fit(patience):
+        nn.init.zeros_(model.weight)
+        return fit_probe(
+            model, (torch.zeros(40, 1),), loss_fn, 5000, lr=0.02, weight_decay=0.0, eval_every=5, patience=patience
+        )
+
+    stopped = fit(100)
+    assert stopped.holdout_curve[-1][0] == 115
+    assert min(stopped.holdout_curve, key=lambda point: point[1])[0] == 15
+    with torch.no_grad():
+        assert stopped.weight.item() == pytest.approx(0.3, abs=1e-3)  # the best weights, not the last
+    assert fit(None).holdout_curve[-1][0] == 5000
+
+
+def test_fit_probe_that_keeps_improving_runs_every_step():
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+
+    def loss_fn(net: nn.Module, items: torch.Tensor) -> torch.Tensor:
+        return -net.weight.sum()  # training and holdout alike: every step is better
+
+    fitted = fit_probe(
+        model, (torch.zeros(40, 1),), loss_fn, 300, lr=0.01, weight_decay=0.0, eval_every=10, patience=20
+    )
+    assert fitted.holdout_curve[-1][0] == 300
+
+
 def test_second_half_gain_tells_a_converged_fit_from_one_still_learning():
     steps = range(100, 1001, 100)
     assert second_half_gain([(s, 0.5) for s in steps]) == 0.0  # flat from the start: converged
