@@ -141,6 +141,9 @@ class RayDepthProbe(nn.Module):
         return self.out(x).squeeze(-1)
 
 
+PATIENCE = 1000  # steps without a better holdout loss before a fit stops (fit_probe)
+
+
 def fit_probe(
     model: nn.Module,
     data: Sequence[torch.Tensor],
@@ -153,7 +156,7 @@ def fit_probe(
     holdout: float = 0.15,
     eval_every: int = 100,
     max_holdout: int = 512,
-    patience: int | None = 1000,
+    patience: int | None = PATIENCE,
 ) -> nn.Module:
     """Train ``model`` on items ``data`` (tensors sharing dim 0) with ``loss_fn(model, *batch)``.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from psfm.io import atomic_open, atomic_write_bytes
-from psfm.probes.models import second_half_gain
+from psfm.probes.models import PATIENCE, second_half_gain
 from psfm.probes.run import ProbeReport, find_score, score_table
 from psfm.probes.targets import patch_depth_median
 
@@ -120,7 +120,9 @@ def markdown(report: ProbeReport, figures: list[str]) -> str:
             "How much lower the holdout loss (train scenes kept aside) ended than its best in the first half of "
             "the fit (mean over seeds), and the step of the best (first seed), whose weights are kept: near 0 % "
             "the probe had converged (a best early means it overfit after); a large fall with the best at "
-            "the end means it was still learning, and more `steps` would read more from that source.",
+            "the end means it was still learning, and more `steps` would read more from that source. "
+            f'"of N" is the last step fitted: a fit stops once its holdout loss has not improved for {PATIENCE} '
+            "steps, so N below `steps` means it stopped early.",
             "",
             "| fitted probe | " + " | ".join(report.sources) + " |",
             "|" + "---|" * (1 + len(report.sources)),

@@ -14,6 +14,7 @@ import torch
 
 from psfm.commands.probe import quote_lists, run
 from psfm.export import export_encoder
+from psfm.probes.models import PATIENCE
 from psfm.probes.run import BASELINES, PROBES, ProbeCommand, build_sources, run_probes
 from psfm.probes.scenes import load_probe_scenes
 from psfm.probes.targets import floor_area
@@ -121,6 +122,7 @@ def test_report_files_and_figures(full_run):
     assert fits == {(probe, name) for probe in learned for name in report.sources}
     assert all(len(row["holdout_curves"]) == len(row["second_half_gain"]) == 1 for row in record["fits"])
     assert "## Did the learned probes converge?" in markdown and "| facts/attentive |" in markdown
+    assert f"has not improved for {PATIENCE} steps" in markdown  # the reader learns why a fit may end early
     for figure in ("scatter", "depth_maps", "similarity", "pca_maps", "fit_curves"):
         path = out / f"{figure}.png"
         assert path.read_bytes()[:8] == PNG_MAGIC, figure
